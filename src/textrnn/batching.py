@@ -1,0 +1,80 @@
+"""Token ids held once as one flat array, and the two ways of cutting them into minibatches.
+
+* `sequential` — the lesson's way: rows in file order, each batch padded at the end to its longest row.
+* `bucket` — rows sorted by length (random order among equal lengths), cut into batches, and the batches
+  shuffled. Almost every batch then holds one length only, so the RNN runs on a dense tensor with no padding,
+  which is what lets PyTorch use its fused CPU (oneDNN) and GPU (cuDNN) kernels. Reshuffled every epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+BATCHING_MODES = ("bucket", "sequential")
+
+
+@dataclass
+class TokenizedCorpus:
+    """Ragged token ids: row i is `ids[offsets[i]:offsets[i] + lengths[i]]`."""
+
+    ids: np.ndarray  # int64, all rows concatenated
+    offsets: np.ndarray  # int64
+    lengths: np.ndarray  # int64
+
+    @classmethod
+    def from_sequences(cls, sequences: Sequence[np.ndarray], max_len: int | None = None) -> "TokenizedCorpus":
+        if max_len is not None:
+            sequences = [s[:max_len] for s in sequences]
+        lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+        offsets = np.zeros(len(sequences), dtype=np.int64)
+        np.cumsum(lengths[:-1], out=offsets[1:])
+        ids = np.concatenate(sequences).astype(np.int64) if len(sequences) else np.zeros(0, np.int64)
+        return cls(ids, offsets, lengths)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def batch(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(tokens, lengths) for `rows`: tokens padded with 0 at the end to the longest row of the batch."""
+        lengths = self.lengths[rows]
+        width = int(lengths.max()) if len(rows) else 0
+        # Gather every (row, position) pair at once; positions past a row's end read index 0 of `ids` and are
+        # then overwritten with padding.
+        positions = np.arange(width, dtype=np.int64)
+        valid = positions[None, :] < lengths[:, None]
+        gather = np.where(valid, self.offsets[rows][:, None] + positions[None, :], 0)
+        tokens = np.where(valid, self.ids[gather] if len(self.ids) else 0, 0)
+        return torch.from_numpy(tokens), torch.from_numpy(lengths.copy())
+
+
+def sequential_batches(n: int, batch_size: int) -> list[np.ndarray]:
+    order = np.arange(n)
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Batches of rows of (nearly) equal length, in random order; every row appears exactly once."""
+    tiebreak = rng.random(len(lengths))
+    order = np.lexsort((tiebreak, lengths))
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def iterate_batches(
+    corpus: TokenizedCorpus, batch_size: int, mode: str, rng: np.random.Generator | None = None
+) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+    """Yield (rows, tokens, lengths) for one pass over the corpus."""
+    if mode == "sequential":
+        batches = sequential_batches(len(corpus), batch_size)
+    elif mode == "bucket":
+        batches = bucketed_batches(corpus.lengths, batch_size, rng or np.random.default_rng())
+    else:
+        raise ValueError(f"unknown batching mode {mode!r}")
+    for rows in batches:
+        tokens, lengths = corpus.batch(rows)
+        yield rows, tokens, lengths

@@ -1,0 +1,281 @@
+"""`TextClassifier`: the estimator users hold. Hyperparameters go in the constructor (as in scikit-learn),
+`fit` learns the vocabulary and the weights, `predict`/`predict_proba` use them, and `save_pretrained` /
+`from_pretrained` move a model through a directory of plain files:
+
+    config.json        hyperparameters, label names, training record (JSON)
+    model.safetensors  weights (never a pickle)
+    tokenizer.json     the vocabulary and standardization, as a Hugging Face `tokenizers` file
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from . import __version__
+from .batching import TokenizedCorpus
+from .errors import TextrnnError
+from .models import ModelConfig, RNNClassifier, count_parameters, summary
+from .training import EpochResult, TrainConfig, evaluate_loss_accuracy, fit, predict_logits, resolve_device
+from .vectorizer import Vectorizer
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_FILE = "tokenizer.json"
+
+
+def _check_texts(texts: Any, what: str = "texts") -> list[str]:
+    if isinstance(texts, str):
+        raise TextrnnError(f"{what} must be a list of strings, not a single string: wrap it in a list")
+    texts = list(texts)
+    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise TextrnnError(f"{what}[{bad}] is a {type(texts[bad]).__name__}, not a string")
+    return texts
+
+
+class TextClassifier:
+    """A recurrent text classifier: Embedding -> RNN/LSTM/GRU (optionally bidirectional, stacked) -> Linear.
+
+    Parameters
+    ----------
+    cell: "rnn" (SimpleRNN, tanh), "lstm" or "gru".
+    embedding_dim, hidden_size, layers, bidirectional, dropout: the network's shape.
+    mask: padding takes no part in the recurrence (Keras's `mask_zero=True`); False reproduces unmasked runs.
+    max_tokens: vocabulary size including padding and out-of-vocabulary (Keras's `TextVectorization`).
+    adapt_limit: build the vocabulary from the first N training texts only (the lesson uses 2,000 titles).
+    batch_size, epochs, lr, seed: training (Adam, cross-entropy).
+    batching: "bucket" (length-sorted batches, fast) or "sequential" (file order, padded: the lesson's way).
+    device: "auto" (CUDA when present), "cpu" or "cuda".
+    """
+
+    def __init__(
+        self,
+        cell: str = "lstm",
+        embedding_dim: int = 128,
+        hidden_size: int = 64,
+        layers: int = 1,
+        bidirectional: bool = True,
+        dropout: float = 0.0,
+        mask: bool = True,
+        max_tokens: int = 20000,
+        adapt_limit: int | None = None,
+        batch_size: int = 32,
+        epochs: int = 2,
+        lr: float = 1e-3,
+        seed: int = 0,
+        batching: str = "bucket",
+        device: str = "auto",
+        progress: bool = True,
+    ):
+        self.cell = cell
+        self.embedding_dim = embedding_dim
+        self.hidden_size = hidden_size
+        self.layers = layers
+        self.bidirectional = bidirectional
+        self.dropout = dropout
+        self.mask = mask
+        self.max_tokens = max_tokens
+        self.adapt_limit = adapt_limit
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.lr = lr
+        self.seed = seed
+        self.batching = batching
+        self.device = device
+        self.progress = progress
+        self.metadata: dict[str, Any] = {}
+
+    # -- configuration ------------------------------------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        names = ("cell", "embedding_dim", "hidden_size", "layers", "bidirectional", "dropout", "mask", "max_tokens",
+                 "adapt_limit", "batch_size", "epochs", "lr", "seed", "batching", "device", "progress")
+        return {name: getattr(self, name) for name in names}
+
+    def _model_config(self, num_classes: int) -> ModelConfig:
+        return ModelConfig(vocab_size=self.max_tokens, num_classes=num_classes, cell=self.cell,
+                           embedding_dim=self.embedding_dim, hidden_size=self.hidden_size, layers=self.layers,
+                           bidirectional=self.bidirectional, dropout=self.dropout, mask=self.mask)
+
+    def _train_config(self) -> TrainConfig:
+        return TrainConfig(batch_size=self.batch_size, epochs=self.epochs, lr=self.lr, seed=self.seed,
+                           batching=self.batching, device=self.device)
+
+    def build(self, num_classes: int) -> RNNClassifier:
+        """A freshly initialised network for `num_classes` classes (seeded by `seed`)."""
+        config = self._model_config(num_classes)
+        torch.manual_seed(self.seed)
+        return RNNClassifier(config)
+
+    # -- labels -------------------------------------------------------------------------------------------------
+    def _encode_labels(self, labels: Sequence, classes: Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
+        labels = list(labels)
+        if all(isinstance(y, (int, np.integer)) and not isinstance(y, bool) for y in labels):
+            ids = np.asarray(labels, dtype=np.int64)
+            if len(ids) and ids.min() < 0:
+                raise TextrnnError(f"integer labels must be 0 or more, found {ids.min()}")
+            names = list(classes) if classes is not None else [str(i) for i in range(int(ids.max()) + 1)]
+            if len(ids) and ids.max() >= len(names):
+                raise TextrnnError(f"label {ids.max()} has no name: {len(names)} class names were given")
+            return ids, [str(n) for n in names]
+        if all(isinstance(y, str) for y in labels):
+            names = list(classes) if classes is not None else sorted(set(labels))
+            index = {name: i for i, name in enumerate(names)}
+            unknown = sorted(set(labels) - set(index))
+            if unknown:
+                raise TextrnnError(f"labels not among the classes: {', '.join(map(repr, unknown[:5]))}")
+            return np.asarray([index[y] for y in labels], dtype=np.int64), names
+        raise TextrnnError("labels must be all integers or all strings")
+
+    # -- fitting ------------------------------------------------------------------------------------------------
+    def fit(
+        self,
+        texts: Sequence[str],
+        labels: Sequence,
+        validation_data: tuple[Sequence[str], Sequence] | None = None,
+        classes: Sequence[str] | None = None,
+        adapt_texts: Sequence[str] | None = None,
+    ) -> "TextClassifier":
+        """Learn the vocabulary (from `adapt_texts`, else the first `adapt_limit` training texts) and the weights."""
+        texts = _check_texts(texts)
+        if len(texts) != len(labels):
+            raise TextrnnError(f"{len(texts)} texts but {len(labels)} labels")
+        if not texts:
+            raise TextrnnError("no training texts")
+        y, names = self._encode_labels(labels, classes)
+        if len(set(y.tolist())) < 2:
+            raise TextrnnError("the training labels hold only one class: a classifier needs at least two")
+        train_config = self._train_config()
+        model = self.build(len(names))
+
+        source = _check_texts(adapt_texts, "adapt_texts") if adapt_texts is not None else texts
+        if self.adapt_limit is not None:
+            source = source[: self.adapt_limit]
+        self.vectorizer_ = Vectorizer(self.max_tokens).adapt(source)
+        self.classes_ = names
+        self.model_ = model
+
+        validation = None
+        if validation_data is not None:
+            val_texts = _check_texts(validation_data[0], "validation texts")
+            val_y, _ = self._encode_labels(validation_data[1], names)
+            validation = (self._corpus(val_texts), val_y)
+        history = fit(model, self._corpus(texts), y, train_config, validation, progress=self.progress)
+        self.history_: list[EpochResult] = history
+        return self
+
+    # -- using --------------------------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise TextrnnError("this TextClassifier is not trained yet: call fit() or from_pretrained() first")
+
+    def _corpus(self, texts: Sequence[str]) -> TokenizedCorpus:
+        return TokenizedCorpus.from_sequences(self.vectorizer_.encode(texts))
+
+    def predict_logits(self, texts: Sequence[str], batch_size: int = 512) -> torch.Tensor:
+        self._check_fitted()
+        return predict_logits(self.model_, self._corpus(_check_texts(texts)), batch_size)
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 512) -> np.ndarray:
+        """Class probabilities, (n_texts, n_classes), columns in the order of `classes_`."""
+        return torch.softmax(self.predict_logits(texts, batch_size), dim=1).numpy()
+
+    def predict(self, texts: Sequence[str], batch_size: int = 512) -> list[str]:
+        """The most probable class name of each text."""
+        ids = self.predict_logits(texts, batch_size).argmax(1).tolist()
+        return [self.classes_[i] for i in ids]
+
+    def score(self, texts: Sequence[str], labels: Sequence) -> float:
+        """Accuracy on (texts, labels)."""
+        self._check_fitted()
+        y, _ = self._encode_labels(labels, self.classes_)
+        return evaluate_loss_accuracy(self.model_, self._corpus(_check_texts(texts)), y)[1]
+
+    def summary(self, name: str = "textrnn") -> str:
+        self._check_fitted()
+        return summary(self.model_, name)
+
+    @property
+    def parameter_counts(self) -> dict[str, int]:
+        self._check_fitted()
+        return count_parameters(self.model_)
+
+    # -- persistence --------------------------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write config.json, model.safetensors and tokenizer.json into `directory`, atomically.
+
+        Everything is written into a temporary sibling directory first and renamed at the end, so a failed
+        save leaves no half-written model (and an existing model at `directory` is replaced only on success).
+        """
+        from safetensors.torch import save_file
+
+        self._check_fitted()
+        target = Path(directory)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+        try:
+            state = {k: v.detach().cpu().contiguous() for k, v in self.model_.state_dict().items()}
+            save_file(state, tmp / WEIGHTS_FILE, metadata={"format": "pt", "textrnn_version": __version__})
+            self.vectorizer_.save(tmp / TOKENIZER_FILE)
+            config = {
+                "textrnn_version": __version__,
+                "model": self.model_.config.to_dict(),
+                "vectorizer": {"type": "word", "max_tokens": self.max_tokens, "file": TOKENIZER_FILE},
+                "labels": list(self.classes_),
+                "params": {k: v for k, v in self.get_params().items() if k != "progress"},
+                "history": [h.to_dict() for h in getattr(self, "history_", [])],
+                "metadata": self.metadata,
+            }
+            (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+            if target.exists():
+                if not (target / CONFIG_FILE).is_file() and any(target.iterdir()):
+                    raise TextrnnError(f"{target} exists and is not a textrnn model directory; not overwriting it")
+                old = target.with_name(f".{target.name}.old-{os.getpid()}")
+                target.rename(old)
+                tmp.rename(target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return target
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, device: str = "auto") -> "TextClassifier":
+        """Load a model directory written by `save_pretrained`. Reads JSON and safetensors only."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise TextrnnError(f"no model directory at {directory}")
+        for name in (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE):
+            if not (directory / name).is_file():
+                raise TextrnnError(f"{directory} is not a textrnn model: {name} is missing")
+        try:
+            config = json.loads((directory / CONFIG_FILE).read_text())
+            params = {k: v for k, v in config["params"].items() if k != "device"}
+            model_config = ModelConfig(**config["model"])
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise TextrnnError(f"{directory / CONFIG_FILE} is not a valid textrnn config: {exc}") from None
+        clf = cls(**params, device=device, progress=False)
+        clf.metadata = config.get("metadata", {})
+        clf.classes_ = list(config["labels"])
+        clf.vectorizer_ = Vectorizer.load(directory / TOKENIZER_FILE, max_tokens=config["vectorizer"]["max_tokens"])
+        model = RNNClassifier(model_config)
+        try:
+            model.load_state_dict(load_file(directory / WEIGHTS_FILE))
+        except (SafetensorError, RuntimeError, OSError) as exc:
+            raise TextrnnError(f"cannot load weights from {directory / WEIGHTS_FILE}: {exc}") from None
+        clf.model_ = model.to(resolve_device(device)).eval()
+        clf.history_ = [EpochResult(**{k: v for k, v in h.items() if k != "samples_per_s"})
+                        for h in config.get("history", [])]
+        return clf

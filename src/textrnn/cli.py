@@ -1,0 +1,238 @@
+"""The `textrnn` command: verbs over the Python API (train, evaluate, predict, summary, lesson).
+
+Every user-fixable problem ends in one line on stderr and exit status 2; `--debug` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .errors import TextrnnError
+
+log = logging.getLogger("textrnn")
+
+MODEL_FLAGS = ("cell", "embedding_dim", "hidden_size", "layers", "bidirectional", "dropout", "mask", "max_tokens")
+TRAIN_FLAGS = ("adapt_limit", "batch_size", "epochs", "lr", "seed", "batching", "device")
+
+
+def _add_model_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model (defaults: the preset's, else a 1-layer masked BiLSTM 128/64)")
+    g.add_argument("--preset", help="one of the lesson's models: lesson-simple-titles, lesson-simple-masked, "
+                   "lesson-lstm, lesson-bilstm")
+    g.add_argument("--cell", choices=["rnn", "lstm", "gru"], help="recurrent cell (rnn = SimpleRNN, tanh)")
+    g.add_argument("--embedding-dim", type=int)
+    g.add_argument("--hidden-size", type=int)
+    g.add_argument("--layers", type=int, help="stacked recurrent layers")
+    g.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None)
+    g.add_argument("--dropout", type=float)
+    g.add_argument("--mask", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep padding out of the recurrence (default); --no-mask lets the RNN read it, as the "
+                        "lesson's unmasked models do")
+    g.add_argument("--max-tokens", type=int, help="vocabulary size, padding and out-of-vocabulary included")
+
+
+def _add_data_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data (AG News)")
+    g.add_argument("--data-dir", help="folder with train.csv and test.csv (or .csv.gz); default: the cached "
+                   "download ($TEXTRNN_DATA or the user cache), fetched and checked on first use")
+    g.add_argument("--text", choices=["title", "title+description"], help="what the model reads")
+    g.add_argument("--limit", type=int, help="use only the first N training rows (the lesson's take(N))")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="textrnn", description="Recurrent-network text classifiers.")
+    parser.add_argument("--version", action="version", version=f"textrnn {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("train", help="train a classifier and save it as a model directory")
+    _add_model_flags(p)
+    _add_data_flags(p)
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--batching", choices=["bucket", "sequential"],
+                   help="bucket: length-sorted batches without padding (default); sequential: file order, padded")
+    g.add_argument("--adapt-limit", type=int, help="build the vocabulary from the first N training texts")
+    g.add_argument("--device", help="auto (default), cpu or cuda")
+    p.add_argument("--out", default="textrnn-model", help="model directory to write (default: %(default)s)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="accuracy and per-class report of a model on the test split")
+    p.add_argument("model", help="model directory")
+    _add_data_flags(p)
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="label texts given as arguments, in a file (one per line) or on stdin")
+    p.add_argument("model", help="model directory")
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to label; '-' or none reads stdin")
+    p.add_argument("--file", help="read texts from this file, one per line")
+    p.add_argument("--json", action="store_true", help="one JSON object per text")
+    p.add_argument("--top", type=int, default=None, help="show the K most probable classes (default: all)")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("summary", help="layers, output shapes and parameter counts of a model or preset")
+    p.add_argument("model", nargs="?", help="model directory (else --preset or model flags)")
+    _add_model_flags(p)
+    p.add_argument("--num-classes", type=int, default=4)
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("lesson", help="run the lesson's four experiments and compare with its published numbers")
+    p.add_argument("--data-dir", help="AG News folder (default: the cached download)")
+    p.add_argument("--limit", type=int, help="use only the first N training rows")
+    p.add_argument("--only", action="append", help="run only this experiment (repeatable)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/lesson", help="where results.json and the models go (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
+    p.set_defaults(func=cmd_lesson)
+    return parser
+
+
+# -- commands ---------------------------------------------------------------------------------------------------
+def _classifier_params(args: argparse.Namespace) -> tuple[dict, object]:
+    """TextClassifier arguments: the preset's (if any), overridden by every flag given explicitly."""
+    from .presets import get_preset
+
+    preset = get_preset(args.preset) if getattr(args, "preset", None) else None
+    params = dict(preset.params) if preset else {}
+    if preset:
+        params["adapt_limit"] = preset.adapt_limit
+    for name in MODEL_FLAGS + TRAIN_FLAGS:
+        value = getattr(args, name, None)
+        if value is not None:
+            params[name] = value
+    return params, preset
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .classifier import TextClassifier
+    from .data import load_ag_news
+
+    params, preset = _classifier_params(args)
+    text_mode = args.text or (preset.text_mode if preset else "title+description")
+    dataset = load_ag_news(args.data_dir, limit=args.limit)
+    clf = TextClassifier(**params, progress=not args.quiet)
+    clf.metadata = {"dataset": dataset.name, "text_mode": text_mode, "preset": preset.name if preset else None}
+    adapt = dataset.train.titles if preset and preset.adapt_field == "title" else None
+    print(f"training on {len(dataset.train):,} rows of {dataset.name} ({text_mode}), "
+          f"validating on {len(dataset.test):,}", file=sys.stderr)
+    clf.fit(dataset.train.texts(text_mode), dataset.train.labels, classes=dataset.classes, adapt_texts=adapt,
+            validation_data=(dataset.test.texts(text_mode), dataset.test.labels))
+    out = clf.save_pretrained(args.out)
+    last = clf.history_[-1]
+    print(f"saved {out} (validation accuracy {last.val_accuracy:.4f}"
+          f"{', training interrupted' if last.interrupted else ''})")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .classifier import TextClassifier
+    from .data import load_ag_news
+    from .evaluation import evaluate, format_metrics
+
+    clf = TextClassifier.from_pretrained(args.model)
+    text_mode = args.text or clf.metadata.get("text_mode", "title+description")
+    test = load_ag_news(args.data_dir).test.take(args.limit)
+    metrics = evaluate(clf, test.texts(text_mode), test.labels)
+    print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics))
+    return 0
+
+
+def _read_texts(args: argparse.Namespace) -> list[str]:
+    if args.file:
+        path = Path(args.file)
+        if not path.is_file():
+            raise TextrnnError(f"no such file: {path}")
+        return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if args.texts and args.texts != ["-"]:
+        return list(args.texts)
+    if sys.stdin is None or sys.stdin.isatty():
+        raise TextrnnError("no texts: give them as arguments, with --file, or on stdin")
+    return [line for line in sys.stdin.read().splitlines() if line.strip()]
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .classifier import TextClassifier
+
+    clf = TextClassifier.from_pretrained(args.model)
+    texts = _read_texts(args)
+    if not texts:
+        raise TextrnnError("no texts to label")
+    proba = clf.predict_proba(texts)
+    k = len(clf.classes_) if args.top is None else max(1, min(args.top, len(clf.classes_)))
+    for text, p in zip(texts, proba):
+        ranked = sorted(zip(clf.classes_, p.tolist()), key=lambda kv: kv[1], reverse=True)
+        if args.json:
+            print(json.dumps({"text": text, "label": ranked[0][0], "probabilities": dict(ranked[:k])}))
+        else:
+            print("\t".join([ranked[0][0], " ".join(f"{name}={prob:.4f}" for name, prob in ranked[:k]), text]))
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from .classifier import TextClassifier
+
+    if args.model:
+        clf = TextClassifier.from_pretrained(args.model)
+        print(clf.summary(Path(args.model).name))
+        return 0
+    params, preset = _classifier_params(args)
+    clf = TextClassifier(**params)
+    from .models import summary
+
+    print(summary(clf.build(args.num_classes), preset.name if preset else "textrnn"))
+    return 0
+
+
+def cmd_lesson(args: argparse.Namespace) -> int:
+    from .data import load_ag_news
+    from .lesson import format_lesson_table, run_lesson
+    from .presets import get_preset
+
+    for name in args.only or []:
+        get_preset(name)
+    dataset = load_ag_news(args.data_dir, limit=args.limit)
+    rows = run_lesson(dataset, out_dir=args.out, seed=args.seed, progress=not args.quiet, experiments=args.only)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"\nThe lesson on {dataset.name}: {len(dataset.train):,} training rows, {len(dataset.test):,} "
+              f"validation rows, one epoch each")
+        print(format_lesson_table(rows))
+        print(f"results: {Path(args.out) / 'results.json'}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        # argparse stops filling `predict`'s TEXT... at the first flag ("predict M --json TEXT"); the texts
+        # that follow come back here as extras.
+        if args.command == "predict" and not any(e.startswith("-") and e != "-" for e in extras):
+            args.texts = [*args.texts, *extras]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    logging.basicConfig(format="textrnn: %(message)s", level=logging.WARNING)
+    try:
+        return args.func(args)
+    except TextrnnError as exc:
+        if args.debug:
+            raise
+        print(f"textrnn: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("textrnn: interrupted", file=sys.stderr)
+        return 130

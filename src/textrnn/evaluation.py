@@ -1,0 +1,49 @@
+"""Metrics for a trained classifier on labelled texts, computed by scikit-learn."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+
+def evaluate(classifier, texts: Sequence[str], labels: Sequence) -> dict[str, Any]:
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix.
+
+    `labels` are class names or integer ids in the classifier's `classes_` order.
+    """
+    from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
+
+    y_true, _ = classifier._encode_labels(labels, classifier.classes_)
+    proba = classifier.predict_proba(texts)
+    y_pred = proba.argmax(1)
+    ids = list(range(len(classifier.classes_)))
+    report = classification_report(y_true, y_pred, labels=ids, target_names=classifier.classes_,
+                                   output_dict=True, zero_division=0)
+    return {
+        "n": int(len(y_true)),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0)),
+        "per_class": {name: {k: float(v) for k, v in report[name].items()} for name in classifier.classes_},
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=ids).tolist(),
+        "labels": list(classifier.classes_),
+    }
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    """A plain-text report: headline numbers, per-class table, confusion matrix."""
+    names = metrics["labels"]
+    width = max(12, max(len(n) for n in names) + 2)
+    lines = [f"accuracy  {metrics['accuracy']:.4f}   macro-F1  {metrics['macro_f1']:.4f}   ({metrics['n']:,} texts)", ""]
+    lines.append(f"{'class':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
+    for name in names:
+        row = metrics["per_class"][name]
+        lines.append(f"{name:<{width}}{row['precision']:>10.4f}{row['recall']:>10.4f}{row['f1-score']:>10.4f}"
+                     f"{int(row['support']):>10,}")
+    lines += ["", "confusion matrix (rows: true class, columns: predicted)"]
+    cm = np.asarray(metrics["confusion_matrix"])
+    cell = max(7, len(str(cm.max())) + 2)
+    lines.append(" " * width + "".join(f"{n[:cell - 1]:>{cell}}" for n in names))
+    for name, row in zip(names, cm):
+        lines.append(f"{name:<{width}}" + "".join(f"{v:>{cell}}" for v in row))
+    return "\n".join(lines)

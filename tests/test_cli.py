@@ -1,0 +1,106 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from textrnn.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main(["-q", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def trained_model(tmp_path_factory, data_root):
+    """`textrnn train --preset lesson-bilstm` end to end on ag_news_mini, 2 epochs."""
+    out = tmp_path_factory.mktemp("cli") / "model"
+    code = main(["-q", "train", "--preset", "lesson-bilstm", "--data-dir", str(data_root / "ag_news_mini"),
+                 "--epochs", "2", "--out", str(out)])
+    assert code == 0
+    return out
+
+
+def test_train_evaluate_predict_end_to_end(trained_model, data_root, capsys):
+    code, out, _ = run_cli(capsys, "evaluate", str(trained_model), "--data-dir", str(data_root / "ag_news_mini"),
+                           "--json")
+    assert code == 0
+    metrics = json.loads(out)
+    assert metrics["n"] == 1600 and metrics["accuracy"] >= 0.77
+    assert sum(map(sum, metrics["confusion_matrix"])) == 1600
+    assert set(metrics["per_class"]) == {"World", "Sports", "Business", "Sci/Tech"}
+
+    code, out, _ = run_cli(capsys, "evaluate", str(trained_model), "--data-dir", str(data_root / "ag_news_mini"))
+    assert code == 0 and "accuracy" in out and "confusion matrix" in out and "Sci/Tech" in out
+
+    code, out, _ = run_cli(capsys, "predict", str(trained_model), "--json",
+                           "Stocks fell sharply as oil prices hit a record high on Wall Street",
+                           "The striker scored twice as the home team won the championship final")
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["label"] for r in rows] == ["Business", "Sports"]
+    assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in rows)
+
+
+def test_predict_reads_a_file_and_stdin(trained_model, tmp_path, capsys, monkeypatch):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("NASA launches a new Mars probe\n\nShares of Google rise after earnings\n")
+    code, out, _ = run_cli(capsys, "predict", str(trained_model), "--file", str(texts), "--top", "1")
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == 2 and lines[0].split("\t")[2] == "NASA launches a new Mars probe"
+    result = subprocess.run([sys.executable, "-m", "textrnn", "predict", str(trained_model), "--json"],
+                            input="Rebels attack the capital as the president flees\n", capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["label"] in {"World", "Sports", "Business", "Sci/Tech"}
+
+
+def test_summary_of_a_preset_and_of_a_model(trained_model, capsys):
+    code, out, _ = run_cli(capsys, "summary", "--preset", "lesson-simple-titles")
+    assert code == 0 and "1,281,364" in out and "SimpleRNN" in out
+    code, out, _ = run_cli(capsys, "summary", str(trained_model))
+    assert code == 0 and "2,758,148" in out and "Bidirectional LSTM" in out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--data-dir", "/nonexistent/ag"], "does not exist"),
+    (["train", "--preset", "lesson-gpt"], "unknown preset"),
+    (["evaluate", "/nonexistent/model"], "no model directory"),
+    (["predict", "/nonexistent/model", "x"], "no model directory"),
+])
+def test_errors_are_one_line_without_traceback(argv, message):
+    result = subprocess.run([sys.executable, "-m", "textrnn", *argv], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_malformed_row_is_reported_by_the_cli(tmp_path):
+    (tmp_path / "train.csv").write_text('"1","a","b"\n"2","broken"\n')
+    (tmp_path / "test.csv").write_text('"1","a","b"\n')
+    result = subprocess.run([sys.executable, "-m", "textrnn", "train", "--data-dir", str(tmp_path),
+                             "--out", str(tmp_path / "m")], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "train.csv, line 2: expected 3 fields" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "m").exists()
+    debug = subprocess.run([sys.executable, "-m", "textrnn", "--debug", "train", "--data-dir", str(tmp_path)],
+                           capture_output=True, text=True)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_lesson_runs_all_four_experiments(data_root, tmp_path, capsys):
+    code, out, _ = run_cli(capsys, "lesson", "--data-dir", str(data_root / "ag_news_mini"), "--limit", "400",
+                           "--out", str(tmp_path))
+    assert code == 0
+    for name in ("lesson-simple-titles", "lesson-simple-masked", "lesson-lstm", "lesson-bilstm"):
+        assert name in out
+    assert "0.7995" in out and "0.8870" in out  # the published numbers beside ours
+    record = json.loads((tmp_path / "results.json").read_text())
+    assert record["train_rows"] == 400
+    rows = {r["experiment"]: r for r in record["results"]}
+    assert rows["lesson-bilstm"]["params_keras"] == 2_758_148
+    assert all(r["train_rows"] == 400 and 0 <= r["val_accuracy"] <= 1 for r in rows.values())
+    assert (tmp_path / "lesson-lstm" / "model.safetensors").is_file()

@@ -1,0 +1,89 @@
+import itertools
+
+import pytest
+import torch
+
+from textrnn import TextClassifier
+from textrnn.models import ModelConfig, RNNClassifier, count_parameters, summary
+from textrnn.presets import PRESETS
+
+
+def _batch(lengths, vocab=60, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.tensor(lengths)
+    tokens = torch.zeros(len(lengths), int(lengths.max()), dtype=torch.long)
+    for i, n in enumerate(lengths.tolist()):
+        tokens[i, :n] = torch.randint(2, vocab, (n,), generator=g)
+    return tokens, lengths
+
+
+CASES = list(itertools.product(["rnn", "lstm", "gru"], [False, True], [1, 2]))
+# few distinct lengths -> dense runs per length; many -> the packed fallback; both must be exact
+LENGTHS = {"grouped": [5, 3, 7, 3, 5, 7, 3], "packed": [5, 3, 7, 1, 9, 2, 6, 4, 8, 11, 10]}
+
+
+@pytest.mark.parametrize("cell,bidirectional,layers", CASES)
+@pytest.mark.parametrize("path", sorted(LENGTHS))
+def test_masked_logits_do_not_depend_on_padding(cell, bidirectional, layers, path):
+    torch.manual_seed(0)
+    model = RNNClassifier(ModelConfig(60, 4, cell, 12, 10, layers, bidirectional, 0.0, mask=True)).eval()
+    tokens, lengths = _batch(LENGTHS[path])
+    with torch.no_grad():
+        batched = model(tokens, lengths)
+        alone = torch.cat([model(tokens[i : i + 1, :n], lengths[i : i + 1]) for i, n in enumerate(lengths.tolist())])
+    assert torch.allclose(batched, alone, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("cell,bidirectional,layers", CASES)
+def test_unmasked_logits_see_the_padding(cell, bidirectional, layers):
+    torch.manual_seed(0)
+    model = RNNClassifier(ModelConfig(60, 4, cell, 12, 10, layers, bidirectional, 0.0, mask=False)).eval()
+    tokens, lengths = _batch([5, 3, 7, 1])
+    with torch.no_grad():
+        batched = model(tokens, lengths)
+        alone = torch.cat([model(tokens[i : i + 1, :n], lengths[i : i + 1]) for i, n in enumerate(lengths.tolist())])
+    # the longest row has no padding, so it agrees; every shorter row read padding and differs
+    assert torch.allclose(batched[2], alone[2], atol=1e-6)
+    for i in (0, 1, 3):
+        assert (batched[i] - alone[i]).abs().max() > 1e-4
+
+
+def test_empty_text_gives_the_zero_state_like_a_fully_masked_keras_rnn():
+    torch.manual_seed(0)
+    model = RNNClassifier(ModelConfig(60, 4, "lstm", 12, 10, 1, True, 0.0, mask=True)).eval()
+    tokens, lengths = _batch([4, 0, 2])
+    with torch.no_grad():
+        logits = model(tokens, lengths)
+    assert torch.allclose(logits[1], model.classifier.bias)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_preset_parameter_counts_match_the_lesson(name):
+    preset = PRESETS[name]
+    model = TextClassifier(**preset.params).build(num_classes=4)
+    counts = count_parameters(model)
+    assert counts["keras"] == preset.keras_params
+    # PyTorch's second bias vector per gate: gates * hidden per layer and direction
+    gates = {"rnn": 1, "lstm": 4, "gru": 3}[preset.params["cell"]]
+    directions = 2 if preset.params["bidirectional"] else 1
+    extra = gates * preset.params["hidden_size"] * directions * preset.params["layers"]
+    assert counts["pytorch"] == preset.keras_params + extra
+    text = summary(model, name)
+    assert f"Total params: {counts['pytorch']:,}" in text
+    assert f"Keras count:  {preset.keras_params:,}" in text
+
+
+def test_gru_counts_agree_with_keras_reset_after():
+    model = RNNClassifier(ModelConfig(100, 4, "gru", 8, 5, 1, False))
+    # Keras GRU(5, reset_after=True) on 8 inputs: 3*(8*5 + 5*5) + 2*3*5 = 225
+    assert sum(p.numel() for p in model.rnn.parameters()) == 225
+    assert count_parameters(model)["keras"] == count_parameters(model)["pytorch"]
+
+
+def test_keras_initialisation():
+    model = RNNClassifier(ModelConfig(1000, 4, "lstm", 16, 8, 1, False))
+    assert model.embedding.weight.abs().max() <= 0.05
+    bias = model.rnn.bias_ih_l0.detach()
+    assert torch.equal(bias[8:16], torch.ones(8)) and bias[:8].abs().sum() == 0
+    w = model.rnn.weight_hh_l0.detach()  # (4H, H) with orthonormal columns
+    assert torch.allclose(w.T @ w, torch.eye(8), atol=1e-5)

@@ -1,0 +1,57 @@
+import json
+
+import numpy as np
+import pytest
+
+from textrnn import TextrnnError, Vectorizer
+
+
+def test_standardize_lowercases_and_strips_keras_punctuation():
+    v = Vectorizer(50).adapt(["x"])
+    assert v.standardize("Hello, World! It's e-mail: A&B (x\\y) #1 [ok]") == [
+        "hello", "world", "its", "email", "ab", "xy", "1", "ok"]
+
+
+def test_vocabulary_counts_padding_and_oov_most_frequent_first_ties_descending():
+    v = Vectorizer(max_tokens=6).adapt(["b a a b c", "d c e"])
+    # counts: a2 b2 c2 d1 e1 -> ties broken by token, descending (Keras IndexLookup); 6 - 2 = 4 words kept
+    assert v.vocabulary == ["", "[UNK]", "c", "b", "a", "e"]
+    assert v.vocab_size == 6
+
+
+def test_unknown_tokens_map_to_one_and_batches_pad_with_zero():
+    v = Vectorizer(10).adapt(["the cat sat", "the dog"])
+    ids = v.encode(["The cat flew", "", "dog"])
+    the, cat, dog = (v.vocabulary.index(w) for w in ("the", "cat", "dog"))
+    assert ids[0].tolist() == [the, cat, 1]
+    assert ids[1].tolist() == []
+    padded = v(["The cat flew", "dog"])
+    assert padded.tolist() == [[the, cat, 1], [dog, 0, 0]]
+
+
+def test_adapt_on_lesson_titles_and_roundtrip(tmp_path, ag_news_mini):
+    titles = ag_news_mini.train.titles[:2000]
+    v = Vectorizer(20000).adapt(titles)
+    # 2,000 titles hold far fewer distinct words than 20,000: the vocabulary is all of them plus the two specials
+    distinct = {t for title in titles for t in v.standardize(title)}
+    assert v.vocab_size == len(distinct) + 2
+    path = tmp_path / "tokenizer.json"
+    v.save(path)
+    assert json.loads(path.read_text())["model"]["type"] == "WordLevel"
+    loaded = Vectorizer.load(path)
+    texts = ag_news_mini.test.texts("title+description")[:50]
+    assert all(np.array_equal(a, b) for a, b in zip(v.encode(texts), loaded.encode(texts)))
+    assert loaded.vocabulary == v.vocabulary
+
+
+def test_errors_are_clear(tmp_path):
+    with pytest.raises(TextrnnError, match="adapt"):
+        Vectorizer(10).encode(["x"])
+    with pytest.raises(TextrnnError, match="no tokens"):
+        Vectorizer(10).adapt(["...", "!!"])
+    with pytest.raises(TextrnnError, match="no tokenizer file"):
+        Vectorizer.load(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(TextrnnError, match="cannot read tokenizer"):
+        Vectorizer.load(bad)
