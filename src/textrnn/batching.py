@@ -1,6 +1,7 @@
 """Token ids held once as one flat array, and the two ways of cutting them into minibatches.
 
 * `sequential` — the lesson's way: rows in file order, each batch padded at the end to its longest row.
+* `shuffle` — rows in a new random order every epoch, each batch padded (what a plain DataLoader does).
 * `bucket` — rows sorted by length (random order among equal lengths), cut into batches, and the batches
   shuffled. Almost every batch then holds one length only, so the RNN runs on a dense tensor with no padding,
   which is what lets PyTorch use its fused CPU (oneDNN) and GPU (cuDNN) kernels. Reshuffled every epoch.
@@ -14,7 +15,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-BATCHING_MODES = ("bucket", "sequential")
+BATCHING_MODES = ("bucket", "shuffle", "sequential")
 
 
 @dataclass
@@ -71,6 +72,9 @@ def iterate_batches(
     """Yield (rows, tokens, lengths) for one pass over the corpus."""
     if mode == "sequential":
         batches = sequential_batches(len(corpus), batch_size)
+    elif mode == "shuffle":
+        order = (rng or np.random.default_rng()).permutation(len(corpus))
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     elif mode == "bucket":
         batches = bucketed_batches(corpus.lengths, batch_size, rng or np.random.default_rng())
     else:

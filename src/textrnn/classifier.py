@@ -52,8 +52,11 @@ class TextClassifier:
     max_tokens: vocabulary size including padding and out-of-vocabulary (Keras's `TextVectorization`).
     adapt_limit: build the vocabulary from the first N training texts only (the lesson uses 2,000 titles).
     batch_size, epochs, lr, seed: training (Adam, cross-entropy).
-    batching: "bucket" (length-sorted batches, fast) or "sequential" (file order, padded: the lesson's way).
+    batching: "bucket" (length-sorted batches, fast), "shuffle" (random order, padded) or "sequential" (file
+        order, padded: the lesson's way).
     device: "auto" (CUDA when present), "cpu" or "cuda".
+    optimizer: "auto" (fast-adam on the CPU, adam on CUDA), "fast-adam" (Adam with row-wise embedding updates,
+        fast), "lazy-adam" (SparseAdam's rule) or "adam" (torch's dense Adam, exactly the lesson's).
     """
 
     def __init__(
@@ -73,6 +76,7 @@ class TextClassifier:
         seed: int = 0,
         batching: str = "bucket",
         device: str = "auto",
+        optimizer: str = "auto",
         progress: bool = True,
     ):
         self.cell = cell
@@ -90,13 +94,14 @@ class TextClassifier:
         self.seed = seed
         self.batching = batching
         self.device = device
+        self.optimizer = optimizer
         self.progress = progress
         self.metadata: dict[str, Any] = {}
 
     # -- configuration ------------------------------------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
         names = ("cell", "embedding_dim", "hidden_size", "layers", "bidirectional", "dropout", "mask", "max_tokens",
-                 "adapt_limit", "batch_size", "epochs", "lr", "seed", "batching", "device", "progress")
+                 "adapt_limit", "batch_size", "epochs", "lr", "seed", "batching", "device", "optimizer", "progress")
         return {name: getattr(self, name) for name in names}
 
     def _model_config(self, num_classes: int) -> ModelConfig:
@@ -106,7 +111,7 @@ class TextClassifier:
 
     def _train_config(self) -> TrainConfig:
         return TrainConfig(batch_size=self.batch_size, epochs=self.epochs, lr=self.lr, seed=self.seed,
-                           batching=self.batching, device=self.device)
+                           batching=self.batching, device=self.device, optimizer=self.optimizer)
 
     def build(self, num_classes: int) -> RNNClassifier:
         """A freshly initialised network for `num_classes` classes (seeded by `seed`)."""
@@ -221,7 +226,9 @@ class TextClassifier:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
         try:
-            state = {k: v.detach().cpu().contiguous() for k, v in self.model_.state_dict().items()}
+            # clone: after training the weights are views into the optimizer's flat buffer, and safetensors
+            # refuses tensors that share memory
+            state = {k: v.detach().cpu().clone() for k, v in self.model_.state_dict().items()}
             save_file(state, tmp / WEIGHTS_FILE, metadata={"format": "pt", "textrnn_version": __version__})
             self.vectorizer_.save(tmp / TOKENIZER_FILE)
             config = {

@@ -17,9 +17,11 @@ from .presets import PRESETS, Preset
 
 
 def run_experiment(preset: Preset, dataset: Dataset, seed: int = 0, progress: bool = True,
-                   batching: str = "sequential") -> tuple[TextClassifier, dict[str, Any]]:
-    clf = TextClassifier(**preset.params, adapt_limit=preset.adapt_limit, seed=seed, batching=batching,
-                         progress=progress)
+                   fast: bool = False) -> tuple[TextClassifier, dict[str, Any]]:
+    """One experiment, the lesson's way (file-order padded batches, dense Adam), or with `fast` textrnn's
+    defaults (length-bucketed batches, row-wise embedding updates)."""
+    how = dict(batching="bucket", optimizer="auto") if fast else dict(batching="sequential", optimizer="adam")
+    clf = TextClassifier(**preset.params, adapt_limit=preset.adapt_limit, seed=seed, progress=progress, **how)
     clf.metadata = {"dataset": dataset.name, "text_mode": preset.text_mode, "preset": preset.name}
     train, test = dataset.train, dataset.test
     adapt = train.titles if preset.adapt_field == "title" else train.texts(preset.text_mode)
@@ -29,6 +31,7 @@ def run_experiment(preset: Preset, dataset: Dataset, seed: int = 0, progress: bo
     counts = clf.parameter_counts
     row = {
         "experiment": preset.name,
+        "mode": "fast" if fast else "lesson",
         "title": preset.title,
         "params_keras": counts["keras"],
         "params_pytorch": counts["pytorch"],
@@ -47,11 +50,11 @@ def run_experiment(preset: Preset, dataset: Dataset, seed: int = 0, progress: bo
 
 
 def run_lesson(dataset: Dataset, out_dir: str | Path | None = None, seed: int = 0, progress: bool = True,
-               experiments: list[str] | None = None) -> list[dict[str, Any]]:
+               experiments: list[str] | None = None, fast: bool = False) -> list[dict[str, Any]]:
     """Run the experiments; with `out_dir`, save each model under it and the table as `results.json`."""
     rows = []
     for name in experiments or list(PRESETS):
-        clf, row = run_experiment(PRESETS[name], dataset, seed=seed, progress=progress)
+        clf, row = run_experiment(PRESETS[name], dataset, seed=seed, progress=progress, fast=fast)
         rows.append(row)
         if out_dir is not None:
             clf.save_pretrained(Path(out_dir) / name)
@@ -59,7 +62,7 @@ def run_lesson(dataset: Dataset, out_dir: str | Path | None = None, seed: int = 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         record = {"dataset": dataset.name, "train_rows": len(dataset.train), "test_rows": len(dataset.test),
-                  "notes": dataset.notes, "seed": seed, "results": rows}
+                  "notes": dataset.notes, "seed": seed, "fast": fast, "results": rows}
         (out / "results.json").write_text(json.dumps(record, indent=2) + "\n")
     return rows
 

@@ -17,8 +17,11 @@ from torch import nn
 
 from .batching import BATCHING_MODES, TokenizedCorpus, iterate_batches
 from .errors import TextrnnError
+from .optim import FastAdam
 
 log = logging.getLogger("textrnn")
+
+OPTIMIZERS = ("auto", "fast-adam", "lazy-adam", "adam")
 
 
 @dataclass
@@ -29,6 +32,11 @@ class TrainConfig:
     seed: int = 0
     batching: str = "bucket"  # or "sequential": the lesson's file order, each batch padded to its longest row
     device: str = "auto"
+    # "fast-adam": FastAdam (optim.py), Adam with row-wise embedding updates, the fast CPU path;
+    # "lazy-adam": the same without catching skipped rows up (SparseAdam's rule);
+    # "adam": torch.optim.Adam, dense, exactly the lesson's;
+    # "auto": fast-adam on the CPU, adam (fused) on CUDA, where the dense update is cheap.
+    optimizer: str = "auto"
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -37,6 +45,8 @@ class TrainConfig:
             raise TextrnnError(f"epochs must be at least 1, got {self.epochs}")
         if not self.lr > 0:
             raise TextrnnError(f"learning rate must be positive, got {self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise TextrnnError(f"unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
         if self.batching not in BATCHING_MODES:
             raise TextrnnError(f"unknown batching {self.batching!r}: choose one of {', '.join(BATCHING_MODES)}")
 
@@ -75,6 +85,17 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    name = config.optimizer
+    if name == "auto":
+        name = "fast-adam" if device.type == "cpu" else "adam"
+    embedding = model.embedding
+    embedding.sparse = name != "adam"
+    if name != "adam":
+        return FastAdam(model.parameters(), embedding=embedding, lr=config.lr, catch_up=name == "fast-adam")
+    return torch.optim.Adam(model.parameters(), lr=config.lr, fused=device.type == "cuda")
+
+
 def fit(
     model: nn.Module,
     train: TokenizedCorpus,
@@ -88,7 +109,7 @@ def fit(
 
     device = resolve_device(config.device)
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = make_optimizer(model, config, device)
     loss_fn = nn.CrossEntropyLoss()
     labels = torch.as_tensor(np.asarray(train_labels), dtype=torch.long)
     rng = np.random.default_rng(config.seed)
@@ -139,6 +160,8 @@ def fit(
                        f"{result.samples_per_s:,.0f} samples/s{val}")
         if interrupted:
             break
+    if isinstance(optimizer, FastAdam):
+        optimizer.flush()  # bring every embedding row up to date before anyone reads the weights
     return history
 
 

@@ -1,0 +1,324 @@
+"""Training and inference speed of textrnn against plain PyTorch (and Keras, when TensorFlow is installed).
+
+    python bench/train_speed.py                 # everything, about 5-8 minutes on 2 cores
+    python bench/train_speed.py --quick         # 2,000 rows instead of 7,600: a smoke run
+    python bench/train_speed.py --json out.json
+
+Corpus: the 7,600 texts of ../shared/data/ag_news/test.csv.gz (the figures in the speed issue were measured on
+the same rows), vocabulary adapted on the first 2,000 titles as in the lesson. For each of the lesson's models,
+one epoch is trained at the lesson's batch size and at a large batch, by
+
+* textrnn: its default fast path (length-bucketed batches, lazy-Adam embedding updates);
+* plain PyTorch: nn.Embedding + nn.RNN/nn.LSTM + pack_padded_sequence (masked models; unmasked ones read the
+  padding, as the lesson's do) + a shuffling DataLoader that pads each batch + torch.optim.Adam;
+* Keras (TensorFlow backend), when `tensorflow` imports; otherwise the issue's reference figures, measured on
+  this kind of machine with Keras 3.15 / TensorFlow 2.21, are printed and marked "ref".
+
+Each run happens in a fresh process, so its peak resident memory (ru_maxrss) is its own. Ratios compare runs
+of this invocation, except against "ref" Keras figures. The BiLSTM's achieved FLOP/s (matmul FLOPs of forward
+and backward) is reported against a large fp32 matmul measured here too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "ag_news"
+LARGE_BATCH = 256
+
+# Keras 3.15 / TF 2.21 on this machine kind, one epoch on the 7,600 AG News test rows (from the speed issue).
+KERAS_REFERENCE = {"lesson-simple-titles": 2204, "lesson-simple-masked": 1294, "lesson-lstm": 680,
+                   "lesson-bilstm": 235}
+
+
+# -- shared setup (runs inside each worker) -----------------------------------------------------------------------
+def load_corpus(rows: int):
+    from textrnn import Vectorizer, load_ag_news
+    from textrnn.presets import PRESETS
+
+    ds = load_ag_news(DATA)
+    test = ds.test.take(rows)
+    vectorizer = Vectorizer(20000).adapt(test.titles[:2000])
+    return PRESETS, test, vectorizer
+
+
+def matmul_flops(text_mode: str, preset) -> float:
+    """Matmul FLOPs per token for one training step (forward + backward = 3x forward)."""
+    p = preset.params
+    dirs = 2 if p["bidirectional"] else 1
+    gates = {"rnn": 1, "lstm": 4, "gru": 3}[p["cell"]]
+    h = p["hidden_size"]
+    flops, width = 0, p["embedding_dim"]
+    for _ in range(p["layers"]):
+        flops += dirs * 2 * gates * h * (width + h)
+        width = dirs * h
+    return 3.0 * flops
+
+
+def run_textrnn(name: str, batch: int, rows: int) -> dict:
+    import numpy as np
+    import torch
+
+    from textrnn.batching import TokenizedCorpus
+    from textrnn.classifier import TextClassifier
+    from textrnn.training import TrainConfig, fit
+
+    presets, test, vectorizer = load_corpus(rows)
+    preset = presets[name]
+    corpus = TokenizedCorpus.from_sequences(vectorizer.encode(test.texts(preset.text_mode)))
+    model = TextClassifier(**preset.params).build(4)
+    config = TrainConfig(batch_size=batch, epochs=1, seed=0)
+    start = time.perf_counter()
+    fit(model, corpus, np.asarray(test.labels), config, progress=False)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "samples": len(corpus), "tokens": int(corpus.lengths.sum()),
+            "flops_per_token": matmul_flops(preset.text_mode, preset), "threads": torch.get_num_threads()}
+
+
+def run_plain_pytorch(name: str, batch: int, rows: int, max_seconds: float) -> dict:
+    """The straightforward PyTorch program a practitioner would write first."""
+    import torch
+    from torch import nn
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
+    from torch.utils.data import DataLoader
+
+    presets, test, vectorizer = load_corpus(rows)
+    preset = presets[name]
+    p = preset.params
+    seqs = [torch.as_tensor(s, dtype=torch.long) for s in vectorizer.encode(test.texts(preset.text_mode))]
+    items = [(s if len(s) else torch.zeros(1, dtype=torch.long), y) for s, y in zip(seqs, test.labels)]
+
+    def collate(batch_items):
+        xs, ys = zip(*batch_items)
+        return pad_sequence(xs, batch_first=True), torch.tensor([len(x) for x in xs]), torch.tensor(ys)
+
+    class Plain(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(20000, p["embedding_dim"])
+            cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[p["cell"]]
+            self.rnn = cls(p["embedding_dim"], p["hidden_size"], p["layers"], batch_first=True,
+                           bidirectional=p["bidirectional"])
+            self.dirs = 2 if p["bidirectional"] else 1
+            self.fc = nn.Linear(self.dirs * p["hidden_size"], 4)
+
+        def forward(self, x, lengths):
+            e = self.embedding(x)
+            if p["mask"]:
+                e = pack_padded_sequence(e, lengths, batch_first=True, enforce_sorted=False)
+            _, h = self.rnn(e)
+            h = h[0] if isinstance(h, tuple) else h
+            return self.fc(torch.cat(list(h[-self.dirs:]), dim=1))
+
+    torch.manual_seed(0)
+    model = Plain()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = DataLoader(items, batch_size=batch, shuffle=True, collate_fn=collate)
+    loss_fn = nn.CrossEntropyLoss()
+    samples = tokens = 0
+    start = time.perf_counter()
+    for x, lengths, y in loader:
+        loss = loss_fn(model(x, lengths), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        samples += len(y)
+        tokens += int(lengths.sum())
+        if time.perf_counter() - start > max_seconds:
+            break  # slow configurations are timed on part of the epoch
+    return {"seconds": time.perf_counter() - start, "samples": samples, "tokens": tokens,
+            "threads": torch.get_num_threads()}
+
+
+def run_keras(name: str, batch: int, rows: int, max_seconds: float) -> dict:
+    import numpy as np
+    import tensorflow as tf
+    import keras
+
+    presets, test, vectorizer = load_corpus(rows)
+    preset = presets[name]
+    p = preset.params
+    seqs = vectorizer.encode(test.texts(preset.text_mode))
+    steps = len(seqs) // batch
+    labels = np.asarray(test.labels)
+
+    def batches():  # the lesson's batching: file order, each batch padded to its longest row
+        for i in range(0, steps * batch, batch):
+            chunk = seqs[i : i + batch]
+            width = max(1, max(len(s) for s in chunk))
+            x = np.zeros((len(chunk), width), np.int64)
+            for r, s in zip(x, chunk):
+                r[: len(s)] = s
+            yield x, labels[i : i + batch]
+
+    spec = (tf.TensorSpec((None, None), tf.int64), tf.TensorSpec((None,), tf.int64))
+    data = tf.data.Dataset.from_generator(batches, output_signature=spec).prefetch(4)
+    layers = [keras.layers.Embedding(20000, p["embedding_dim"], mask_zero=p["mask"])]
+    cell = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[p["cell"]]
+    for i in range(p["layers"]):
+        rnn = cell(p["hidden_size"], return_sequences=i < p["layers"] - 1)
+        layers.append(keras.layers.Bidirectional(rnn) if p["bidirectional"] else rnn)
+    layers.append(keras.layers.Dense(4, activation="softmax"))
+    model = keras.Sequential(layers)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    max_steps = steps
+    start = time.perf_counter()
+    model.fit(data, epochs=1, steps_per_epoch=max_steps, verbose=0)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "samples": steps * batch, "tokens": int(sum(len(s) for s in seqs[: steps * batch]))}
+
+
+def run_inference(name: str, rows: int) -> dict:
+    import statistics
+
+    import torch
+
+    from textrnn.classifier import TextClassifier
+
+    presets, test, vectorizer = load_corpus(rows)
+    preset = presets[name]
+    clf = TextClassifier(**preset.params, progress=False)
+    clf.model_, clf.vectorizer_, clf.classes_ = clf.build(4).eval(), vectorizer, ["a", "b", "c", "d"]
+    texts = test.texts(preset.text_mode)
+    clf.predict_proba(texts[:512])  # warm-up
+    start = time.perf_counter()
+    clf.predict_proba(texts)
+    batched = len(texts) / (time.perf_counter() - start)
+    latencies = []
+    for text in texts[:300]:
+        t = time.perf_counter()
+        clf.predict_proba([text])
+        latencies.append(time.perf_counter() - t)
+    return {"texts_per_s": batched, "latency_ms_median": 1e3 * statistics.median(latencies),
+            "latency_ms_p95": 1e3 * sorted(latencies)[int(0.95 * len(latencies))]}
+
+
+def run_matmul_peak() -> dict:
+    import torch
+
+    out = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        a = torch.randn(4096, 4096, dtype=dtype)
+        b = torch.randn(4096, 4096, dtype=dtype)
+        for _ in range(2):
+            a @ b
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < 2.0:
+            a @ b
+            n += 1
+        out[str(dtype).replace("torch.", "")] = 2 * 4096**3 * n / (time.perf_counter() - start)
+    return out
+
+
+# -- worker plumbing ----------------------------------------------------------------------------------------------
+def _worker(queue, fn_name, args):
+    sys.path.insert(0, str(ROOT / "src"))
+    try:
+        result = globals()[fn_name](*args)
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        queue.put(result)
+    except Exception as exc:  # reported, not fatal: one missing framework must not stop the benchmark
+        queue.put({"error": f"{type(exc).__name__}: {exc}"})
+
+
+def in_fresh_process(fn_name: str, *args) -> dict:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_worker, args=(queue, fn_name, args))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def have_tensorflow() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorflow") is not None and importlib.util.find_spec("keras") is not None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="2,000 rows: a smoke run, not for reporting")
+    parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--max-seconds", type=float, default=40.0,
+                        help="time budget of one plain-PyTorch or Keras run (default: %(default)s)")
+    parser.add_argument("--only", action="append", help="only this lesson model (repeatable)")
+    args = parser.parse_args()
+    rows = 2000 if args.quick else 7600
+    sys.path.insert(0, str(ROOT / "src"))
+    from textrnn.presets import PRESETS
+
+    names = args.only or list(PRESETS)
+    keras_live = have_tensorflow()
+    peak = in_fresh_process("run_matmul_peak")
+    print(f"matmul peak (4096^3, this machine, {os.cpu_count()} cores): fp32 {peak['float32'] / 1e9:,.0f} GFLOP/s, "
+          f"bf16 {peak['bfloat16'] / 1e9:,.0f} GFLOP/s")
+    print(f"Keras: {'measured live' if keras_live else 'TensorFlow not installed: reference figures (ref)'}\n")
+
+    results = {"rows": rows, "matmul_peak": peak, "keras_live": keras_live, "train": [], "inference": []}
+    header = (f"{'model':<22}{'batch':>6}{'textrnn s/s':>13}{'tokens/s':>11}{'peak MB':>9}"
+              f"{'plain s/s':>11}{'x plain':>9}{'keras s/s':>11}{'x keras':>9}")
+    print(header)
+    print("-" * len(header))
+    for name in names:
+        lesson_batch = PRESETS[name].params["batch_size"]
+        for batch in (lesson_batch, LARGE_BATCH):
+            ours = in_fresh_process("run_textrnn", name, batch, rows)
+            plain = in_fresh_process("run_plain_pytorch", name, batch, rows, args.max_seconds)
+            if keras_live:
+                keras = in_fresh_process("run_keras", name, batch, rows, args.max_seconds)
+                keras_sps = keras.get("samples", 0) / keras["seconds"] if "seconds" in keras else None
+                keras_tag = ""
+            else:
+                keras = {}
+                keras_sps = KERAS_REFERENCE[name] if batch == lesson_batch else None
+                keras_tag = " ref" if keras_sps else ""
+            if "error" in ours:
+                print(f"{name:<22}{batch:>6}  textrnn failed: {ours['error']}")
+                continue
+            sps = ours["samples"] / ours["seconds"]
+            plain_sps = plain["samples"] / plain["seconds"] if "seconds" in plain else None
+            row = {"model": name, "batch": batch, "samples_per_s": sps, "tokens_per_s": ours["tokens"] / ours["seconds"],
+                   "peak_rss_mb": ours["peak_rss_mb"], "plain_samples_per_s": plain_sps,
+                   "plain_peak_rss_mb": plain.get("peak_rss_mb"), "keras_samples_per_s": keras_sps,
+                   "keras_reference": not keras_live, "keras_error": keras.get("error"),
+                   "flops_per_token": ours["flops_per_token"]}
+            row["achieved_gflops"] = row["tokens_per_s"] * ours["flops_per_token"] / 1e9
+            results["train"].append(row)
+            fmt = lambda v, spec: format(v, spec) if v else "—"  # noqa: E731
+            print(f"{name:<22}{batch:>6}{sps:>13,.0f}{row['tokens_per_s']:>11,.0f}{ours['peak_rss_mb']:>9,.0f}"
+                  f"{fmt(plain_sps, ',.0f'):>11}{fmt(plain_sps and sps / plain_sps, '.1f'):>9}"
+                  f"{fmt(keras_sps, ',.0f') + keras_tag:>11}{fmt(keras_sps and sps / keras_sps, '.1f'):>9}",
+                  flush=True)
+
+    bilstm = [r for r in results["train"] if r["model"] == "lesson-bilstm" and r["batch"] == LARGE_BATCH]
+    if bilstm:
+        r = bilstm[0]
+        print(f"\nBiLSTM at batch {LARGE_BATCH}: {r['achieved_gflops']:,.1f} GFLOP/s of matmul work = "
+              f"{100 * r['achieved_gflops'] * 1e9 / peak['float32']:.0f}% of the fp32 matmul peak "
+              f"({100 * r['achieved_gflops'] * 1e9 / peak['bfloat16']:.0f}% of bf16)")
+
+    print(f"\n{'inference':<22}{'batched texts/s':>16}{'latency ms (median)':>21}{'p95':>8}")
+    for name in names:
+        inf = in_fresh_process("run_inference", name, rows)
+        if "error" in inf:
+            print(f"{name:<22}  failed: {inf['error']}")
+            continue
+        results["inference"].append({"model": name, **inf})
+        print(f"{name:<22}{inf['texts_per_s']:>16,.0f}{inf['latency_ms_median']:>21.2f}{inf['latency_ms_p95']:>8.2f}",
+              flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

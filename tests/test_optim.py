@@ -1,0 +1,72 @@
+import pytest
+import torch
+
+from textrnn.optim import FastAdam
+
+
+def _model():
+    torch.manual_seed(0)
+    return torch.nn.ModuleList([torch.nn.Embedding(300, 8), torch.nn.LSTM(8, 6, batch_first=True),
+                                torch.nn.Linear(6, 3)])
+
+
+def _train(model, optimizer, steps, sparse):
+    model[0].sparse = sparse
+    g = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        tokens = torch.randint(0, 300, (4, 5), generator=g)  # each batch touches a few of the 300 rows
+        loss = model[2](model[1](model[0](tokens))[1][0][-1]).pow(2).sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    if isinstance(optimizer, FastAdam):
+        optimizer.flush()
+
+
+@pytest.mark.parametrize("steps", [5, 200])
+def test_fast_adam_follows_dense_adam(steps):
+    reference, fast, lazy, start = _model(), _model(), _model(), _model()
+    _train(reference, torch.optim.Adam(reference.parameters(), lr=1e-3), steps, sparse=False)
+    _train(fast, FastAdam(fast.parameters(), embedding=fast[0], lr=1e-3), steps, sparse=True)
+    _train(lazy, FastAdam(lazy.parameters(), embedding=lazy[0], lr=1e-3, catch_up=False), steps, sparse=True)
+    moved = (reference[0].weight - start[0].weight).abs().max()
+    fast_error = (reference[0].weight - fast[0].weight).abs().max()
+    lazy_error = (reference[0].weight - lazy[0].weight).abs().max()
+    # dense parameters: the same arithmetic as torch.optim.Adam
+    for a, b in zip(list(reference[1].parameters()) + list(reference[2].parameters()),
+                    list(fast[1].parameters()) + list(fast[2].parameters())):
+        assert torch.allclose(a, b, atol=1e-5)
+    # the embedding: within 0.5% of how far dense Adam moved it; lazy Adam (no catch-up) is far off
+    assert fast_error < 0.005 * moved
+    assert lazy_error > 0.02 * moved
+
+
+def test_catch_up_is_exact_without_epsilon():
+    weights = torch.randn(6, 3)
+    dense = torch.nn.Embedding(6, 3)
+    sparse = torch.nn.Embedding(6, 3, sparse=True)
+    with torch.no_grad():
+        dense.weight.copy_(weights)
+        sparse.weight.copy_(weights)
+    adam = torch.optim.Adam(dense.parameters(), lr=0.1, eps=1e-30)
+    fast = FastAdam(sparse.parameters(), embedding=sparse, lr=0.1, eps=1e-30)
+    for rows in ([0, 1], [2], [2, 2], [3], [1, 5], [0]):
+        for emb, opt in ((dense, adam), (sparse, fast)):
+            opt.zero_grad()
+            (emb(torch.tensor(rows)) * torch.arange(1.0, 4.0)).sum().backward()
+            opt.step()
+        # reading a row through the embedding brings it up to date first
+        assert torch.allclose(dense(torch.tensor([0, 4])), sparse(torch.tensor([0, 4])), atol=1e-6)
+    fast.flush()
+    assert torch.allclose(dense.weight, sparse.weight, atol=1e-6)
+
+
+def test_gradients_live_in_one_flat_buffer():
+    model = _model()
+    optimizer = FastAdam(model.parameters(), embedding=model[0])
+    lstm_weight = model[1].weight_ih_l0
+    assert lstm_weight.data_ptr() >= optimizer.flat.data_ptr()
+    _train(model, optimizer, 1, sparse=True)
+    assert optimizer.flat_grad.abs().sum() > 0
+    optimizer.zero_grad()
+    assert optimizer.flat_grad.abs().sum() == 0 and lstm_weight.grad is not None
