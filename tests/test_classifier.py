@@ -25,7 +25,7 @@ def test_lesson_bilstm_learns_ag_news_mini(ag_news_mini, tmp_path):
     mode = preset.text_mode
     clf = TextClassifier(**dict(preset.params, epochs=2), adapt_limit=preset.adapt_limit, progress=False)
     clf.fit(ag_news_mini.train.texts(mode), ag_news_mini.train.labels, classes=ag_news_mini.classes,
-            adapt_texts=ag_news_mini.train.titles,
+            adapt_texts=ag_news_mini.train.columns["title"],
             validation_data=(ag_news_mini.test.texts(mode), ag_news_mini.test.labels))
     assert len(clf.history_) == 2
     assert clf.history_[-1].val_accuracy >= BILSTM_BAR

@@ -6,7 +6,7 @@ import urllib.error
 import pytest
 
 from textrnn import DataError, load_ag_news
-from textrnn import data as data_module
+from textrnn import datasets as data_module
 
 
 def test_reads_the_canonical_layout(data_root):
@@ -14,16 +14,16 @@ def test_reads_the_canonical_layout(data_root):
     assert (len(ds.train), len(ds.test)) == (6000, 1600)
     assert ds.classes == ("World", "Sports", "Business", "Sci/Tech")
     # first row of the canonical test split: class 3 (Business), "Fears for T N pension after talks"
-    assert ds.train.titles[0] == "Fears for T N pension after talks" and ds.train.labels[0] == 2
+    assert ds.train.columns["title"][0] == "Fears for T N pension after talks" and ds.train.labels[0] == 2
     assert [ds.train.labels.count(k) for k in range(4)] == [1519, 1493, 1470, 1518]
     joined = ds.train.texts("title+description")[0]
-    assert joined == ds.train.titles[0] + " " + ds.train.descriptions[0]
+    assert joined == ds.train.columns["title"][0] + " " + ds.train.columns["description"][0]
 
 
 def test_limit_takes_the_first_rows(data_root):
     ds = load_ag_news(data_root / "ag_news_mini", limit=100)
     assert len(ds.train) == 100 and len(ds.test) == 1600
-    assert ds.train.titles[0] == "Fears for T N pension after talks"
+    assert ds.train.columns["title"][0] == "Fears for T N pension after talks"
 
 
 def test_partial_training_file_is_accepted_with_a_warning(data_root, caplog):
@@ -51,7 +51,7 @@ def test_missing_directory_and_split(tmp_path):
 
 
 @pytest.mark.parametrize("row,message", [
-    ('"1","only two"', "line 2: expected 3 fields"),
+    ('"1","only two"', "line 2: expected 3 fields, found 2"),
     ('"7","title","description"', "line 2: class must be an integer from 1 to 4"),
     ('"World","title","description"', "line 2: class must be"),
 ])
@@ -69,7 +69,7 @@ def test_non_utf8_and_empty_files(tmp_path):
     with pytest.raises(DataError, match="not UTF-8"):
         load_ag_news(tmp_path)
     (tmp_path / "train.csv").write_text('"1","a","b"\n')
-    with pytest.raises(DataError, match="holds no rows"):
+    with pytest.raises(DataError, match="test.csv: the file is empty"):
         load_ag_news(tmp_path)
 
 

@@ -30,7 +30,7 @@ def test_unknown_tokens_map_to_one_and_batches_pad_with_zero():
 
 
 def test_adapt_on_lesson_titles_and_roundtrip(tmp_path, ag_news_mini):
-    titles = ag_news_mini.train.titles[:2000]
+    titles = ag_news_mini.train.columns["title"][:2000]
     v = Vectorizer(20000).adapt(titles)
     # 2,000 titles hold far fewer distinct words than 20,000: the vocabulary is all of them plus the two specials
     distinct = {t for title in titles for t in v.standardize(title)}

@@ -16,6 +16,19 @@ import numpy as np
 import torch
 
 BATCHING_MODES = ("bucket", "shuffle", "sequential")
+TRUNCATION = ("head", "tail", "both")
+
+
+def truncate(sequence: np.ndarray, max_len: int, keep: str = "head") -> np.ndarray:
+    """At most `max_len` tokens: the first ones, the last ones, or both ends (the middle dropped)."""
+    if len(sequence) <= max_len:
+        return sequence
+    if keep == "head":
+        return sequence[:max_len]
+    if keep == "tail":
+        return sequence[len(sequence) - max_len :]
+    head = (max_len + 1) // 2
+    return np.concatenate([sequence[:head], sequence[len(sequence) - (max_len - head) :]])
 
 
 @dataclass
@@ -27,9 +40,12 @@ class TokenizedCorpus:
     lengths: np.ndarray  # int64
 
     @classmethod
-    def from_sequences(cls, sequences: Sequence[np.ndarray], max_len: int | None = None) -> "TokenizedCorpus":
+    def from_sequences(cls, sequences: Sequence[np.ndarray], max_len: int | None = None,
+                       keep: str = "head") -> "TokenizedCorpus":
         if max_len is not None:
-            sequences = [s[:max_len] for s in sequences]
+            if max_len < 1 or keep not in TRUNCATION:
+                raise ValueError(f"bad truncation: max_len={max_len}, keep={keep!r}")
+            sequences = [truncate(s, max_len, keep) for s in sequences]
         lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
         offsets = np.zeros(len(sequences), dtype=np.int64)
         np.cumsum(lengths[:-1], out=offsets[1:])

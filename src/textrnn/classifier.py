@@ -51,6 +51,8 @@ class TextClassifier:
     mask: padding takes no part in the recurrence (Keras's `mask_zero=True`); False reproduces unmasked runs.
     max_tokens: vocabulary size including padding and out-of-vocabulary (Keras's `TextVectorization`).
     adapt_limit: build the vocabulary from the first N training texts only (the lesson uses 2,000 titles).
+    max_len, truncate: keep at most `max_len` tokens of each text: its "head", its "tail", or "both" (half
+        from each end), so long documents train in bounded time and memory.
     batch_size, epochs, lr, seed: training (Adam, cross-entropy).
     batching: "bucket" (length-sorted batches, fast), "shuffle" (random order, padded) or "sequential" (file
         order, padded: the lesson's way).
@@ -70,6 +72,8 @@ class TextClassifier:
         mask: bool = True,
         max_tokens: int = 20000,
         adapt_limit: int | None = None,
+        max_len: int | None = None,
+        truncate: str = "head",
         batch_size: int = 32,
         epochs: int = 2,
         lr: float = 1e-3,
@@ -88,6 +92,8 @@ class TextClassifier:
         self.mask = mask
         self.max_tokens = max_tokens
         self.adapt_limit = adapt_limit
+        self.max_len = max_len
+        self.truncate = truncate
         self.batch_size = batch_size
         self.epochs = epochs
         self.lr = lr
@@ -101,7 +107,7 @@ class TextClassifier:
     # -- configuration ------------------------------------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
         names = ("cell", "embedding_dim", "hidden_size", "layers", "bidirectional", "dropout", "mask", "max_tokens",
-                 "adapt_limit", "batch_size", "epochs", "lr", "seed", "batching", "device", "optimizer", "progress")
+                 "adapt_limit", "max_len", "truncate", "batch_size", "epochs", "lr", "seed", "batching", "device", "optimizer", "progress")
         return {name: getattr(self, name) for name in names}
 
     def _model_config(self, num_classes: int) -> ModelConfig:
@@ -120,24 +126,36 @@ class TextClassifier:
         return RNNClassifier(config)
 
     # -- labels -------------------------------------------------------------------------------------------------
-    def _encode_labels(self, labels: Sequence, classes: Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
+    def _encode_labels(self, labels: Sequence, classes: Sequence[str] | None,
+                       unseen: dict | None = None) -> tuple[np.ndarray, list[str]]:
+        """Label ids and class names.
+
+        Strings are class names. Integers are indices into `classes` when the class names are words (AG News:
+        0 = "World"), else values whose names are their decimal strings (a CSV with labels 1 and 2). With
+        `unseen`, labels outside `classes` are counted there (name -> count) and get id -1 instead of failing.
+        """
         labels = list(labels)
-        if all(isinstance(y, (int, np.integer)) and not isinstance(y, bool) for y in labels):
-            ids = np.asarray(labels, dtype=np.int64)
-            if len(ids) and ids.min() < 0:
-                raise TextrnnError(f"integer labels must be 0 or more, found {ids.min()}")
-            names = list(classes) if classes is not None else [str(i) for i in range(int(ids.max()) + 1)]
-            if len(ids) and ids.max() >= len(names):
-                raise TextrnnError(f"label {ids.max()} has no name: {len(names)} class names were given")
-            return ids, [str(n) for n in names]
-        if all(isinstance(y, str) for y in labels):
-            names = list(classes) if classes is not None else sorted(set(labels))
-            index = {name: i for i, name in enumerate(names)}
-            unknown = sorted(set(labels) - set(index))
-            if unknown:
-                raise TextrnnError(f"labels not among the classes: {', '.join(map(repr, unknown[:5]))}")
-            return np.asarray([index[y] for y in labels], dtype=np.int64), names
-        raise TextrnnError("labels must be all integers or all strings")
+        ints = all(isinstance(y, (int, np.integer)) and not isinstance(y, bool) for y in labels)
+        if not ints and not all(isinstance(y, str) for y in labels):
+            raise TextrnnError("labels must be all integers or all strings")
+        if classes is None:
+            names = [str(v) for v in sorted(set(labels))] if ints else sorted(set(labels))
+        else:
+            names = [str(n) for n in classes]
+        if ints and classes is not None and not all(n.lstrip("-").isdigit() for n in names):
+            as_names = [names[y] if 0 <= y < len(names) else str(y) for y in labels]
+        else:
+            as_names = [str(y) for y in labels]
+        index = {name: i for i, name in enumerate(names)}
+        ids = np.fromiter((index.get(n, -1) for n in as_names), dtype=np.int64, count=len(as_names))
+        if (ids < 0).any():
+            missing = [n for n, i in zip(as_names, ids) if i < 0]
+            if unseen is None:
+                raise TextrnnError(f"labels not among the classes ({', '.join(names)}): "
+                                   f"{', '.join(map(repr, sorted(set(missing))[:5]))}")
+            for n in missing:
+                unseen[n] = unseen.get(n, 0) + 1
+        return ids, names
 
     # -- fitting ------------------------------------------------------------------------------------------------
     def fit(
@@ -182,7 +200,7 @@ class TextClassifier:
             raise TextrnnError("this TextClassifier is not trained yet: call fit() or from_pretrained() first")
 
     def _corpus(self, texts: Sequence[str]) -> TokenizedCorpus:
-        return TokenizedCorpus.from_sequences(self.vectorizer_.encode(texts))
+        return TokenizedCorpus.from_sequences(self.vectorizer_.encode(texts), self.max_len, self.truncate)
 
     def predict_logits(self, texts: Sequence[str], batch_size: int = 512) -> torch.Tensor:
         self._check_fitted()

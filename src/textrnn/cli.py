@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__
+from .data import BAD_ROWS, FORMATS
 from .errors import TextrnnError
 
 log = logging.getLogger("textrnn")
 
+DATASET_NAMES = ("ag_news", "imdb", "sst2", "bbc-news")
 MODEL_FLAGS = ("cell", "embedding_dim", "hidden_size", "layers", "bidirectional", "dropout", "mask", "max_tokens")
-TRAIN_FLAGS = ("adapt_limit", "batch_size", "epochs", "lr", "seed", "batching", "device", "optimizer")
+TRAIN_FLAGS = ("max_len", "truncate", "adapt_limit", "batch_size", "epochs", "lr", "seed", "batching", "device", "optimizer")
 
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
@@ -37,11 +39,29 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-tokens", type=int, help="vocabulary size, padding and out-of-vocabulary included")
 
 
-def _add_data_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("data (AG News)")
-    g.add_argument("--data-dir", help="folder with train.csv and test.csv (or .csv.gz); default: the cached "
-                   "download ($TEXTRNN_DATA or the user cache), fetched and checked on first use")
-    g.add_argument("--text", choices=["title", "title+description"], help="what the model reads")
+def _add_data_flags(p: argparse.ArgumentParser, training: bool = True) -> None:
+    g = p.add_argument_group("data: a built-in dataset, or your own files")
+    g.add_argument("--dataset", help="ag_news (default), imdb, sst2 or bbc-news; see `textrnn datasets`")
+    g.add_argument("--data-dir", help="local copy of the dataset (AG News: a folder with train.csv and test.csv, "
+                   ".gz ok); default: the cache ($TEXTRNN_DATA or the user cache dir)")
+    if training:
+        g.add_argument("--train", metavar="FILE", help="your training data: .csv, .tsv, .jsonl, .parquet (.gz ok) "
+                       "or a folder with one sub-folder of text files per class")
+        g.add_argument("--validation", metavar="FILE", help="your validation data (same layout as --train)")
+        g.add_argument("--val-split", type=float, metavar="FRACTION",
+                       help="hold out this stratified fraction of --train for validation (seeded by --seed)")
+    g.add_argument("--test", metavar="FILE", help="your test data (same layout as --train)")
+    g.add_argument("--format", choices=list(FORMATS), help="file format (default: from the file name)")
+    g.add_argument("--label-column", help="label column: a name or a 0-based index (default: 'label', else "
+                   "the first column)")
+    g.add_argument("--text-column", action="append", help="text column, name or index; repeat to join several "
+                   "with a space (default: 'text', else every other column)")
+    g.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
+                   help="CSV/TSV: the first row names the columns (default: detected)")
+    g.add_argument("--bad-rows", choices=list(BAD_ROWS), default="error",
+                   help="error (default): stop at the first malformed row; skip: leave such rows out and count them")
+    g.add_argument("--text", help="which text columns the model reads, joined with '+' (AG News: title or "
+                   "title+description)")
     g.add_argument("--limit", type=int, help="use only the first N training rows (the lesson's take(N))")
 
 
@@ -67,13 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto (default): fast-adam on the CPU (Adam with row-wise embedding updates), adam on "
                         "CUDA; adam: torch's dense Adam, exactly the lesson's; lazy-adam: SparseAdam's rule")
     g.add_argument("--adapt-limit", type=int, help="build the vocabulary from the first N training texts")
+    g.add_argument("--max-len", type=int, help="keep at most N tokens of each text (long documents)")
+    g.add_argument("--truncate", choices=["head", "tail", "both"],
+                   help="with --max-len: keep the first tokens (default), the last, or half from each end")
     g.add_argument("--device", help="auto (default), cpu or cuda")
     p.add_argument("--out", default="textrnn-model", help="model directory to write (default: %(default)s)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="accuracy and per-class report of a model on the test split")
     p.add_argument("model", help="model directory")
-    _add_data_flags(p)
+    _add_data_flags(p, training=False)
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=cmd_evaluate)
 
@@ -90,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_flags(p)
     p.add_argument("--num-classes", type=int, default=4)
     p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("datasets", help="list the built-in datasets and where each is found")
+    p.set_defaults(func=cmd_datasets)
 
     p = sub.add_parser("lesson", help="run the lesson's four experiments and compare with its published numbers")
     p.add_argument("--data-dir", help="AG News folder (default: the cached download)")
@@ -120,20 +146,56 @@ def _classifier_params(args: argparse.Namespace) -> tuple[dict, object]:
     return params, preset
 
 
+def load_data(args: argparse.Namespace, training: bool = True):
+    """The Dataset the flags describe: --train/--test files, else a built-in --dataset (ag_news by default)."""
+    from .data import load_files
+    from .datasets import load_dataset
+
+    read = dict(fmt=args.format, label_column=args.label_column, text_columns=args.text_column,
+                header=args.header, bad_rows=args.bad_rows)
+    own_train = getattr(args, "train", None)
+    if own_train or (not training and args.test):
+        if args.dataset:
+            raise TextrnnError("give either --dataset or your own files (--train/--test), not both")
+        if not training:
+            from .data import Dataset, read_labelled
+
+            test = read_labelled(args.test, **read)
+            return Dataset(Path(args.test).name, test, test)
+        dataset = load_files(own_train, validation=args.validation, test=args.test, val_split=args.val_split,
+                             seed=args.seed or 0, **read)
+        dataset.train = dataset.train.take(args.limit)
+        return dataset
+    for flag in ("validation", "val_split"):
+        if getattr(args, flag, None):
+            raise TextrnnError(f"--{flag.replace('_', '-')} goes with --train FILE, not with a built-in dataset")
+    limit = args.limit if training else None  # evaluate applies --limit to the test rows
+    return load_dataset(args.dataset or "ag_news", args.data_dir, limit=limit, bad_rows=args.bad_rows)
+
+
+def label_names(dataset, split) -> list:
+    """Labels as class names where the dataset names its integer classes (AG News), else as they are."""
+    if dataset.classes:
+        return [dataset.classes[y] for y in split.labels]
+    return list(split.labels)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .classifier import TextClassifier
-    from .data import load_ag_news
 
     params, preset = _classifier_params(args)
-    text_mode = args.text or (preset.text_mode if preset else "title+description")
-    dataset = load_ag_news(args.data_dir, limit=args.limit)
+    dataset = load_data(args)
+    text = args.text or (preset.text_mode if preset and dataset.name == "ag_news" else dataset.text)
     clf = TextClassifier(**params, progress=not args.quiet)
-    clf.metadata = {"dataset": dataset.name, "text_mode": text_mode, "preset": preset.name if preset else None}
-    adapt = dataset.train.titles if preset and preset.adapt_field == "title" else None
-    print(f"training on {len(dataset.train):,} rows of {dataset.name} ({text_mode}), "
-          f"validating on {len(dataset.test):,}", file=sys.stderr)
-    clf.fit(dataset.train.texts(text_mode), dataset.train.labels, classes=dataset.classes, adapt_texts=adapt,
-            validation_data=(dataset.test.texts(text_mode), dataset.test.labels))
+    clf.metadata = {"dataset": dataset.name, "text": text, "preset": preset.name if preset else None}
+    # The lesson adapts its vocabulary on titles; other data has no titles, so it adapts on what it reads.
+    adapt = (dataset.train.columns["title"]
+             if preset and preset.adapt_field in dataset.train.columns else None)
+    val = dataset.val
+    print(f"training on {len(dataset.train):,} rows of {dataset.name} ({text or 'all text columns'}), "
+          f"validating on {len(val):,}", file=sys.stderr)
+    clf.fit(dataset.train.texts(text), label_names(dataset, dataset.train), classes=dataset.classes,
+            adapt_texts=adapt, validation_data=(val.texts(text), label_names(dataset, val)))
     out = clf.save_pretrained(args.out)
     last = clf.history_[-1]
     print(f"saved {out} (validation accuracy {last.val_accuracy:.4f}"
@@ -143,14 +205,27 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .classifier import TextClassifier
-    from .data import load_ag_news
     from .evaluation import evaluate, format_metrics
 
     clf = TextClassifier.from_pretrained(args.model)
-    text_mode = args.text or clf.metadata.get("text_mode", "title+description")
-    test = load_ag_news(args.data_dir).test.take(args.limit)
-    metrics = evaluate(clf, test.texts(text_mode), test.labels)
+    if not (args.dataset or args.test):
+        args.dataset = clf.metadata.get("dataset") if clf.metadata.get("dataset") in DATASET_NAMES else None
+    dataset = load_data(args, training=False)
+    text = args.text or clf.metadata.get("text") or dataset.text
+    test = dataset.test.take(args.limit)
+    metrics = evaluate(clf, test.texts(text), label_names(dataset, test))
     print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics))
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from .datasets import DATASETS, where_is
+
+    width = max(len(n) for n in DATASETS) + 2
+    for name, info in DATASETS.items():
+        print(f"{name:<{width}}{info.description}: {info.sizes}; classes: {info.classes}")
+        print(f"{'':<{width}}layout: {info.layout}")
+        print(f"{'':<{width}}found: {where_is(name)}")
     return 0
 
 
@@ -201,7 +276,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_lesson(args: argparse.Namespace) -> int:
-    from .data import load_ag_news
+    from .datasets import load_ag_news
     from .lesson import format_lesson_table, run_lesson
     from .presets import get_preset
 

@@ -14,7 +14,11 @@ def evaluate(classifier, texts: Sequence[str], labels: Sequence) -> dict[str, An
     """
     from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
 
-    y_true, _ = classifier._encode_labels(labels, classifier.classes_)
+    unseen: dict[str, int] = {}
+    y_true, _ = classifier._encode_labels(labels, classifier.classes_, unseen=unseen)
+    known = y_true >= 0  # rows whose label the model never saw are counted, not scored
+    texts = [t for t, k in zip(texts, known) if k]
+    y_true = y_true[known]
     proba = classifier.predict_proba(texts)
     y_pred = proba.argmax(1)
     ids = list(range(len(classifier.classes_)))
@@ -27,6 +31,7 @@ def evaluate(classifier, texts: Sequence[str], labels: Sequence) -> dict[str, An
         "per_class": {name: {k: float(v) for k, v in report[name].items()} for name in classifier.classes_},
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=ids).tolist(),
         "labels": list(classifier.classes_),
+        "unseen_labels": dict(sorted(unseen.items())),
     }
 
 
@@ -35,6 +40,9 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     names = metrics["labels"]
     width = max(12, max(len(n) for n in names) + 2)
     lines = [f"accuracy  {metrics['accuracy']:.4f}   macro-F1  {metrics['macro_f1']:.4f}   ({metrics['n']:,} texts)", ""]
+    if metrics.get("unseen_labels"):
+        unseen = ", ".join(f"{name} ({count:,})" for name, count in metrics["unseen_labels"].items())
+        lines[-1:] = [f"not scored: labels the model never saw: {unseen}", ""]
     lines.append(f"{'class':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
     for name in names:
         row = metrics["per_class"][name]
