@@ -59,6 +59,7 @@ class TextClassifier:
     device: "auto" (CUDA when present), "cpu" or "cuda".
     optimizer: "auto" (fast-adam on the CPU, adam on CUDA), "fast-adam" (Adam with row-wise embedding updates,
         fast), "lazy-adam" (SparseAdam's rule) or "adam" (torch's dense Adam, exactly the lesson's).
+    precision: "fp32", or "bf16" to train under bfloat16 autocast (fast on CPUs with AMX; inference stays fp32).
     """
 
     def __init__(
@@ -81,6 +82,7 @@ class TextClassifier:
         batching: str = "bucket",
         device: str = "auto",
         optimizer: str = "auto",
+        precision: str = "fp32",
         progress: bool = True,
     ):
         self.cell = cell
@@ -101,13 +103,15 @@ class TextClassifier:
         self.batching = batching
         self.device = device
         self.optimizer = optimizer
+        self.precision = precision
         self.progress = progress
         self.metadata: dict[str, Any] = {}
 
     # -- configuration ------------------------------------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
         names = ("cell", "embedding_dim", "hidden_size", "layers", "bidirectional", "dropout", "mask", "max_tokens",
-                 "adapt_limit", "max_len", "truncate", "batch_size", "epochs", "lr", "seed", "batching", "device", "optimizer", "progress")
+                 "adapt_limit", "max_len", "truncate", "batch_size", "epochs", "lr", "seed", "batching", "device",
+                 "optimizer", "precision", "progress")
         return {name: getattr(self, name) for name in names}
 
     def _model_config(self, num_classes: int) -> ModelConfig:
@@ -117,7 +121,8 @@ class TextClassifier:
 
     def _train_config(self) -> TrainConfig:
         return TrainConfig(batch_size=self.batch_size, epochs=self.epochs, lr=self.lr, seed=self.seed,
-                           batching=self.batching, device=self.device, optimizer=self.optimizer)
+                           batching=self.batching, device=self.device, optimizer=self.optimizer,
+                           precision=self.precision)
 
     def build(self, num_classes: int) -> RNNClassifier:
         """A freshly initialised network for `num_classes` classes (seeded by `seed`)."""

@@ -20,7 +20,8 @@ log = logging.getLogger("textrnn")
 
 DATASET_NAMES = ("ag_news", "imdb", "sst2", "bbc-news")
 MODEL_FLAGS = ("cell", "embedding_dim", "hidden_size", "layers", "bidirectional", "dropout", "mask", "max_tokens")
-TRAIN_FLAGS = ("max_len", "truncate", "adapt_limit", "batch_size", "epochs", "lr", "seed", "batching", "device", "optimizer")
+TRAIN_FLAGS = ("max_len", "truncate", "adapt_limit", "batch_size", "epochs", "lr", "seed", "batching", "device",
+               "optimizer", "precision")
 
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
@@ -86,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--optimizer", choices=["auto", "fast-adam", "lazy-adam", "adam"],
                    help="auto (default): fast-adam on the CPU (Adam with row-wise embedding updates), adam on "
                         "CUDA; adam: torch's dense Adam, exactly the lesson's; lazy-adam: SparseAdam's rule")
+    g.add_argument("--precision", choices=["fp32", "bf16"],
+                   help="bf16: train under bfloat16 autocast (AMX CPUs, GPUs); default fp32")
     g.add_argument("--adapt-limit", type=int, help="build the vocabulary from the first N training texts")
     g.add_argument("--max-len", type=int, help="keep at most N tokens of each text (long documents)")
     g.add_argument("--truncate", choices=["head", "tail", "both"],

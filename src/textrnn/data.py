@@ -113,19 +113,31 @@ def detect_format(path: Path) -> str:
 
 
 # -- tables -----------------------------------------------------------------------------------------------------
-def _first_row(data: bytes, delimiter: str) -> list[str]:
+def has_header(data: bytes, delimiter: str, wanted: Sequence[str | int]) -> bool:
+    """Does the first row name the columns?
+
+    Named columns: yes (a name that is missing is then reported with the columns the file has). Otherwise
+    decide from the label column (the first wanted index, else 0): labels repeat, a header's name for the label
+    column does not, so a first value that never recurs among the next rows' labels is a header.
+    """
     import csv
 
-    line = data.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
-    return next(csv.reader([line], delimiter=delimiter), [])
+    if any(isinstance(w, str) and not w.isdigit() for w in wanted):
+        return True
+    index = int(wanted[0]) if wanted else 0
+    text = data[: 1 << 20].decode("utf-8", errors="ignore")
+    rows = [row for _, row in zip(range(1001), csv.reader(io.StringIO(text), delimiter=delimiter))]
+    if len(rows) < 2 or index >= len(rows[0]):
+        return False
+    first = rows[0][index]
+    return first not in {row[index] for row in rows[1:] if index < len(row)}
 
 
 def read_table(path: str | Path, fmt: str | None = None, header: bool | None = None,
                wanted: Sequence[str | int] = (), bad_rows: str = "error"):
-    """A pyarrow Table of the file, and the number of malformed rows skipped.
+    """A pyarrow Table of the file, the number of malformed rows skipped, and the number of header lines.
 
-    `header=None` decides for CSV/TSV: a first row that holds every name in `wanted` (or "label" and "text"
-    when nothing is wanted by name) is a header; otherwise columns are numbered "0", "1", ...
+    `header=None` lets `has_header` decide for CSV/TSV; without a header, columns are numbered "0", "1", ...
     """
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -143,7 +155,7 @@ def read_table(path: str | Path, fmt: str | None = None, header: bool | None = N
             raise DataError(f"{path}: not a readable Parquet file: {exc}") from None
         if table.num_rows == 0:
             raise DataError(f"{path}: the file holds no rows")
-        return table, 0
+        return table, 0, 0
     data = read_bytes(path)
     if not data.strip():
         raise DataError(f"{path}: the file is empty")
@@ -153,16 +165,19 @@ def read_table(path: str | Path, fmt: str | None = None, header: bool | None = N
             table = pajson.read_json(io.BytesIO(data))
         except pa.ArrowException as exc:
             raise DataError(f"{path}: not valid JSON Lines: {exc}") from None
-        return table, 0
+        return table, 0, 0
     if fmt not in ("csv", "tsv"):
         raise DataError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
 
     delimiter = "\t" if fmt == "tsv" else ","
-    first = _first_row(data, delimiter)
     if header is None:
-        names = [w for w in wanted if isinstance(w, str)]
-        header = set(names or ("label", "text")) <= set(first) and (bool(names) or not wanted)
-    column_names = None if header else [str(i) for i in range(len(first))]
+        header = has_header(data, delimiter, wanted)
+    column_names = None
+    if not header:
+        import csv
+
+        first_line = data.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
+        column_names = [str(i) for i in range(len(next(csv.reader([first_line], delimiter=delimiter), [])))]
     bad: list[tuple[int | None, str, int, int]] = []
 
     def on_invalid_row(row):
@@ -185,9 +200,13 @@ def read_table(path: str | Path, fmt: str | None = None, header: bool | None = N
         raise DataError(f"{path}: cannot parse it as {fmt.upper()}: {exc}") from None
     if table.num_rows == 0:
         raise DataError(f"{path}: the file holds no rows")
+    duplicated = sorted({n for n in table.column_names if table.column_names.count(n) > 1})
+    if duplicated:
+        raise DataError(f"{path}: the header names a column more than once ({', '.join(map(repr, duplicated))}); "
+                        f"pass --no-header if the first row is data")
     if bad:
         log.warning("%s: skipped %d malformed row(s) (wrong number of fields)", path, len(bad))
-    return table, len(bad)
+    return table, len(bad), 1 if header else 0
 
 
 def _column(table, key: str | int, path: Path) -> str:
@@ -221,7 +240,7 @@ def read_labelled(path: str | Path, label_column: str | int | None = None,
         return read_folder(path, classes=classes, encoding_errors=encoding_errors, bad_rows=bad_rows)
 
     wanted = [c for c in [label_column, *(text_columns or [])] if c is not None]
-    table, skipped = read_table(path, fmt, header, wanted, bad_rows)
+    table, skipped, header_lines = read_table(path, fmt, header, wanted, bad_rows)
     names = table.column_names
     if label_column is None:
         label_column = "label" if "label" in names else names[0]
@@ -237,7 +256,6 @@ def read_labelled(path: str | Path, label_column: str | int | None = None,
 
     labels = _label_values(table.column(label_name), path, label_name)
     columns = {n: ["" if v is None else str(v) for v in table.column(n).to_pylist()] for n in text_names}
-    header_lines = 1 if not names[0].isdigit() else 0
     keep, problems = [], []
     for i, label in enumerate(labels):
         if label is None or (isinstance(label, str) and not label.strip()):

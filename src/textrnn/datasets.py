@@ -202,6 +202,12 @@ def _load_label_text(name: str, data_dir, limit, bad_rows, validation_name: str 
                         f"--data-dir DIR pointing at a copy ({DATASETS[name].layout})")
     splits = {s: read_labelled(p, "label", ["text"], fmt="csv", bad_rows=bad_rows) for s, p in paths.items()}
     check_labels(splits["train"], *splits.values())
+    if name == "imdb":
+        # The files list every negative review, then every positive one. Shuffle the training rows once, with a
+        # fixed seed, so that --limit N takes both classes (and stays reproducible).
+        import numpy as np
+
+        splits["train"] = splits["train"].subset(np.random.default_rng(0).permutation(len(splits["train"])).tolist())
     return Dataset(name, _limit(splits["train"], limit), splits["test"],
                    validation=splits.get(validation_name) if validation_name else None, text="text")
 

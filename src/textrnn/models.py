@@ -51,8 +51,9 @@ class ModelConfig:
 
 
 class RNNClassifier(nn.Module):
-    # More distinct lengths than this in one batch: one packed run beats that many small dense runs.
-    max_length_groups = 8
+    # More distinct lengths than this in one batch: one packed run instead of that many dense runs. Dense runs
+    # win well past 40 lengths on a 2-core CPU (bench/README.md), so packing is only the last resort.
+    max_length_groups = 64
 
     def __init__(self, config: ModelConfig):
         super().__init__()

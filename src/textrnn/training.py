@@ -22,6 +22,7 @@ from .optim import FastAdam
 log = logging.getLogger("textrnn")
 
 OPTIMIZERS = ("auto", "fast-adam", "lazy-adam", "adam")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -37,6 +38,8 @@ class TrainConfig:
     # "adam": torch.optim.Adam, dense, exactly the lesson's;
     # "auto": fast-adam on the CPU, adam (fused) on CUDA, where the dense update is cheap.
     optimizer: str = "auto"
+    # "bf16": autocast the model to bfloat16 (AMX on recent Intel CPUs, tensor cores on GPUs); "fp32": no autocast
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -47,6 +50,8 @@ class TrainConfig:
             raise TextrnnError(f"learning rate must be positive, got {self.lr}")
         if self.optimizer not in OPTIMIZERS:
             raise TextrnnError(f"unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+        if self.precision not in PRECISIONS:
+            raise TextrnnError(f"unknown precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
         if self.batching not in BATCHING_MODES:
             raise TextrnnError(f"unknown batching {self.batching!r}: choose one of {', '.join(BATCHING_MODES)}")
 
@@ -128,8 +133,9 @@ def fit(
         try:
             for step, (rows, tokens, lengths) in enumerate(iterate_batches(train, config.batch_size, config.batching, rng)):
                 target = labels[rows].to(device, non_blocking=True)
-                logits = model(tokens.to(device, non_blocking=True), lengths)
-                loss = loss_fn(logits, target)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+                    logits = model(tokens.to(device, non_blocking=True), lengths)
+                loss = loss_fn(logits.float(), target)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
