@@ -18,8 +18,7 @@ def _batch(lengths, vocab=60, seed=0):
 
 
 CASES = list(itertools.product(["rnn", "lstm", "gru"], [False, True], [1, 2]))
-# few distinct lengths -> dense runs per length; many -> the packed fallback; both must be exact
-LENGTHS = {"grouped": [5, 3, 7, 3, 5, 7, 3], "packed": [5, 3, 7, 1, 9, 2, 6, 4, 8, 11, 10]}
+LENGTHS = {"few lengths": [5, 3, 7, 3, 5, 7, 3], "many lengths": [5, 3, 7, 1, 9, 2, 6, 4, 8, 11, 10]}
 
 
 @pytest.mark.parametrize("cell,bidirectional,layers", CASES)
@@ -27,7 +26,6 @@ LENGTHS = {"grouped": [5, 3, 7, 3, 5, 7, 3], "packed": [5, 3, 7, 1, 9, 2, 6, 4, 
 def test_masked_logits_do_not_depend_on_padding(cell, bidirectional, layers, path):
     torch.manual_seed(0)
     model = RNNClassifier(ModelConfig(60, 4, cell, 12, 10, layers, bidirectional, 0.0, mask=True)).eval()
-    model.max_length_groups = 4  # 3 lengths run as dense groups, 11 take the packed fallback
     tokens, lengths = _batch(LENGTHS[path])
     with torch.no_grad():
         batched = model(tokens, lengths)
@@ -85,6 +83,7 @@ def test_keras_initialisation():
     model = RNNClassifier(ModelConfig(1000, 4, "lstm", 16, 8, 1, False))
     assert model.embedding.weight.abs().max() <= 0.05
     bias = model.rnn.bias_ih_l0.detach()
+    assert model.rnn.bias_hh_l0.abs().sum() == 0
     assert torch.equal(bias[8:16], torch.ones(8)) and bias[:8].abs().sum() == 0
     w = model.rnn.weight_hh_l0.detach()  # (4H, H) with orthonormal columns
     assert torch.allclose(w.T @ w, torch.eye(8), atol=1e-5)

@@ -55,3 +55,25 @@ def test_errors_are_clear(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(TextrnnError, match="cannot read tokenizer"):
         Vectorizer.load(bad)
+
+
+@pytest.mark.parametrize("name", ["ag_news", "sst2", "imdb", "bbc-news"])
+def test_fast_encoding_matches_the_tokenizers_library(name, data_root):
+    from textrnn import load_dataset
+
+    folder = {"ag_news": data_root / "ag_news_mini", "bbc-news": None}.get(name, data_root / name)
+    ds = load_dataset(name, folder)
+    texts = ds.train.texts(ds.text)[:3000] + ["", "   ", "  Leading and trailing  ", "Café NAÏVE résumé!"]
+    v = Vectorizer(5000).adapt(texts[:2000])
+    assert [ids.tolist() for ids in v.encode(texts)] == v.encode_reference(texts)
+
+
+@pytest.mark.parametrize("keep", ["head", "tail", "both"])
+def test_flat_truncation_matches_row_by_row(keep):
+    from textrnn.batching import TokenizedCorpus, truncate
+
+    rows = [np.arange(n) + 10 * n for n in (0, 1, 3, 7, 12)]
+    flat = TokenizedCorpus.from_flat(np.concatenate(rows), np.array([len(r) for r in rows]), 5, keep)
+    expected = [truncate(r, 5, keep) for r in rows]
+    got = [flat.ids[o : o + n] for o, n in zip(flat.offsets, flat.lengths)]
+    assert [g.tolist() for g in got] == [e.tolist() for e in expected]

@@ -52,6 +52,26 @@ class TokenizedCorpus:
         ids = np.concatenate(sequences).astype(np.int64) if len(sequences) else np.zeros(0, np.int64)
         return cls(ids, offsets, lengths)
 
+    @classmethod
+    def from_flat(cls, ids: np.ndarray, lengths: np.ndarray, max_len: int | None = None,
+                  keep: str = "head") -> "TokenizedCorpus":
+        """From all ids in one array and each row's length (Vectorizer.encode_flat), truncating without a loop."""
+        lengths = np.asarray(lengths, dtype=np.int64)
+        if max_len is not None and len(lengths) and lengths.max() > max_len:
+            if max_len < 1 or keep not in TRUNCATION:
+                raise ValueError(f"bad truncation: max_len={max_len}, keep={keep!r}")
+            starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+            row_len = np.repeat(lengths, lengths)
+            position = np.arange(len(ids)) - starts
+            head = {"head": max_len, "tail": 0, "both": (max_len + 1) // 2}[keep]
+            kept = (position < np.minimum(head, row_len)) | (position >= row_len - (max_len - head))
+            kept &= row_len > 0
+            ids = ids[kept]
+            lengths = np.minimum(lengths, max_len)
+        offsets = np.zeros(len(lengths), dtype=np.int64)
+        np.cumsum(lengths[:-1], out=offsets[1:])
+        return cls(np.asarray(ids, dtype=np.int64), offsets, lengths)
+
     def __len__(self) -> int:
         return len(self.lengths)
 

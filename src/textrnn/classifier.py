@@ -205,7 +205,8 @@ class TextClassifier:
             raise TextrnnError("this TextClassifier is not trained yet: call fit() or from_pretrained() first")
 
     def _corpus(self, texts: Sequence[str]) -> TokenizedCorpus:
-        return TokenizedCorpus.from_sequences(self.vectorizer_.encode(texts), self.max_len, self.truncate)
+        ids, lengths = self.vectorizer_.encode_flat(texts)
+        return TokenizedCorpus.from_flat(ids, lengths, self.max_len, self.truncate)
 
     def predict_logits(self, texts: Sequence[str], batch_size: int = 512) -> torch.Tensor:
         self._check_fitted()

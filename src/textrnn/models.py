@@ -2,10 +2,19 @@
 
 Masking (the lesson's `mask_zero=True`) means padded positions take no part in the recurrence, in either
 direction and at every depth: the logits of a text are the same whether it is run alone or inside a padded
-batch. It is done without a per-step mask. Rows of equal length are run together as a dense tensor (PyTorch's
-fused oneDNN/cuDNN kernels only run on dense input), and the final states are put back in batch order; a batch
-with many different lengths falls back to `pack_padded_sequence`. With `mask=False` the RNN reads the padding,
-which is what the lesson's unmasked models do.
+batch. It is done without a per-step mask and without `pack_padded_sequence`, so every batch runs through
+PyTorch's fused oneDNN/cuDNN kernels, which only take dense input:
+
+* Padding sits at the end of each row, so a forward-reading RNN computes every real position exactly as if
+  the padding were absent; a text's final state is its output at its last real position, not the RNN's last
+  step.
+* The backward direction reads each row reversed *within its length* (real tokens reversed, padding still at
+  the end), so it too meets the padding only after the text, and its outputs are put back in the original
+  order before the next layer reads them. So a bidirectional model keeps one unidirectional RNN per layer and
+  direction.
+
+With `mask=False` the RNN reads the padding, as the lesson's unmasked models do: every row counts as long as the
+batch, so the forward direction ends on padding and the backward direction starts on it.
 """
 
 from __future__ import annotations
@@ -15,11 +24,11 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
 
 from .errors import TextrnnError
+from .simple_rnn import SimpleRNN
 
-CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+CELLS = {"rnn": SimpleRNN, "lstm": nn.LSTM, "gru": nn.GRU}  # SimpleRNN: nn.RNN with a faster CPU backward
 CELL_NAMES = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 
 
@@ -51,21 +60,23 @@ class ModelConfig:
 
 
 class RNNClassifier(nn.Module):
-    # More distinct lengths than this in one batch: one packed run instead of that many dense runs. Dense runs
-    # win well past 40 lengths on a 2-core CPU (bench/README.md), so packing is only the last resort.
-    max_length_groups = 64
-
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
         c = config
         self.directions = 2 if c.bidirectional else 1
         self.embedding = nn.Embedding(c.vocab_size, c.embedding_dim)
-        rnn_kwargs = dict(num_layers=c.layers, bidirectional=c.bidirectional, batch_first=True,
-                          dropout=c.dropout if c.layers > 1 else 0.0)
-        if c.cell == "rnn":
-            rnn_kwargs["nonlinearity"] = "tanh"
-        self.rnn = CELLS[c.cell](c.embedding_dim, c.hidden_size, **rnn_kwargs)
+        cell = CELLS[c.cell]
+        extra = {"nonlinearity": "tanh"} if c.cell == "rnn" else {}
+        if c.bidirectional:
+            # one unidirectional RNN per layer and direction: the backward one reads length-reversed rows
+            self.rnn = nn.ModuleList(
+                nn.ModuleDict({d: cell(c.embedding_dim if i == 0 else 2 * c.hidden_size, c.hidden_size,
+                                       batch_first=True, **extra) for d in ("forward_rnn", "backward_rnn")})
+                for i in range(c.layers))
+        else:
+            self.rnn = cell(c.embedding_dim, c.hidden_size, num_layers=c.layers, batch_first=True,
+                            dropout=c.dropout if c.layers > 1 else 0.0, **extra)
         self.dropout = nn.Dropout(c.dropout)
         self.classifier = nn.Linear(self.directions * c.hidden_size, c.num_classes)
         self.reset_parameters()
@@ -83,62 +94,53 @@ class RNNClassifier(nn.Module):
         nn.init.uniform_(self.embedding.weight, -0.05, 0.05)
         hidden = self.config.hidden_size
         for name, param in self.rnn.named_parameters():
-            if name.startswith("weight_ih"):
+            leaf = name.rsplit(".", 1)[-1]
+            if leaf.startswith("weight_ih"):
                 # Keras's kernel is (input, gates * hidden); Glorot's limit depends only on the two fans.
                 limit = math.sqrt(6.0 / (param.shape[0] + param.shape[1]))
                 nn.init.uniform_(param, -limit, limit)
-            elif name.startswith("weight_hh"):
+            elif leaf.startswith("weight_hh"):
                 nn.init.orthogonal_(param)
-            elif name.startswith("bias"):
+            elif leaf.startswith("bias"):
                 nn.init.zeros_(param)
-                if self.config.cell == "lstm" and name.startswith("bias_ih"):
+                if self.config.cell == "lstm" and leaf.startswith("bias_ih"):
                     with torch.no_grad():
                         param[hidden : 2 * hidden] = 1.0  # PyTorch gate order: input, forget, cell, output
         nn.init.xavier_uniform_(self.classifier.weight)
         nn.init.zeros_(self.classifier.bias)
 
     # -- forward ----------------------------------------------------------------------------------------------
-    def _final_state(self, h_n) -> torch.Tensor:
-        """The last layer's final hidden state, directions concatenated: (batch, directions * hidden)."""
-        if isinstance(h_n, tuple):  # LSTM: (h, c)
-            h_n = h_n[0]
-        last = h_n[-self.directions :]  # (directions, batch, hidden)
-        return last.transpose(0, 1).reshape(h_n.shape[1], -1)
-
-    def _run_dense(self, x: torch.Tensor) -> torch.Tensor:
-        _, h_n = self.rnn(x)
-        return self._final_state(h_n)
-
     def encode(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Final RNN state of each row: (batch, directions * hidden). `lengths` lives on the CPU."""
+        """Final RNN state of each row: (batch, directions * hidden)."""
+        batch, width = tokens.shape
+        if width == 0:  # nothing to read: Keras's fully masked RNN returns its zero initial state
+            return self.classifier.weight.new_zeros(batch, self.output_size)
         x = self.embedding(tokens)
-        if not self.config.mask:
-            return self._run_dense(x)
-        lengths = lengths.cpu()
-        distinct = torch.unique(lengths)
-        if len(distinct) == 1:
-            length = int(distinct[0])
-            if length == 0:  # nothing to read: Keras's fully masked RNN returns its zero initial state
-                return x.new_zeros(x.shape[0], self.output_size)
-            return self._run_dense(x[:, :length])
-        if len(distinct) <= self.max_length_groups:
-            states, order = [], []
-            for length in distinct.tolist():
-                rows = torch.nonzero(lengths == length).squeeze(1)
-                if length == 0:
-                    states.append(x.new_zeros(len(rows), self.output_size))
+        lengths = lengths.to(x.device) if self.config.mask else torch.full_like(lengths, width, device=x.device)
+        last = (lengths - 1).clamp(min=0)  # each row's last real position
+        rows = torch.arange(batch, device=x.device)
+        if not self.config.bidirectional:
+            out, _ = self.rnn(x)
+            state = out[rows, last]
+        else:
+            # position t of a row reversed within its length: L-1-t for real positions, t for padding
+            positions = torch.arange(width, device=x.device)[None, :]
+            reverse = torch.where(positions < lengths[:, None], last[:, None] - positions, positions)
+
+            def reversed_rows(t: torch.Tensor) -> torch.Tensor:  # its own inverse
+                return t.gather(1, reverse[:, :, None].expand_as(t))
+
+            for i, layer in enumerate(self.rnn):
+                if i > 0:
+                    x = self.dropout(x)  # between layers, as nn.LSTM's `dropout` does
+                forward, _ = layer["forward_rnn"](x)
+                backward, _ = layer["backward_rnn"](reversed_rows(x))
+                if i == len(self.rnn) - 1:
+                    state = torch.cat([forward[rows, last], backward[rows, last]], dim=1)
                 else:
-                    states.append(self._run_dense(x[rows.to(x.device), :length]))
-                order.append(rows)
-            inverse = torch.argsort(torch.cat(order)).to(x.device)
-            return torch.cat(states)[inverse]
-        packed = pack_padded_sequence(x, lengths.clamp(min=1), batch_first=True, enforce_sorted=False)
-        _, h_n = self.rnn(packed)  # h_n comes back in the caller's row order
-        state = self._final_state(h_n)
+                    x = torch.cat([forward, reversed_rows(backward)], dim=2)
         empty = lengths == 0
-        if empty.any():
-            state = state.masked_fill(empty.to(x.device)[:, None], 0.0)
-        return state
+        return state.masked_fill(empty[:, None], 0.0) if bool(empty.any()) else state
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.dropout(self.encode(tokens, lengths)))
@@ -155,7 +157,7 @@ def count_parameters(model: RNNClassifier) -> dict[str, int]:
     total = sum(p.numel() for p in model.parameters())
     extra = 0
     if model.config.cell != "gru":
-        extra = sum(p.numel() for n, p in model.rnn.named_parameters() if n.startswith("bias_hh"))
+        extra = sum(p.numel() for n, p in model.rnn.named_parameters() if "bias_hh" in n)
     return {"pytorch": total, "keras": total - extra}
 
 
@@ -165,8 +167,10 @@ def summary(model: RNNClassifier, name: str = "textrnn") -> str:
     rows = [("embedding (Embedding)", f"(None, None, {c.embedding_dim})", model.embedding.weight.numel())]
     cell = CELL_NAMES[c.cell]
     for layer in range(c.layers):
-        params = sum(p.numel() for n, p in model.rnn.named_parameters()
-                     if n.endswith(f"_l{layer}") or n.endswith(f"_l{layer}_reverse"))
+        if c.bidirectional:
+            params = sum(p.numel() for p in model.rnn[layer].parameters())
+        else:
+            params = sum(p.numel() for n, p in model.rnn.named_parameters() if n.endswith(f"_l{layer}"))
         width = model.output_size
         shape = f"(None, None, {width})" if layer < c.layers - 1 else f"(None, {width})"
         kind = f"Bidirectional {cell}" if c.bidirectional else cell

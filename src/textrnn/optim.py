@@ -151,10 +151,7 @@ class FastAdam(torch.optim.Optimizer):
         grad = table.grad.coalesce()  # one row per distinct token, repeated tokens summed
         rows, values = grad.indices()[0], grad.values()
         state = self.state[table]
-        if self.catch_up:  # rows normally arrive up to date (the forward hook); this covers other callers
-            self.steps -= 1
-            self._catch_up(rows)
-            self.steps += 1
+        # The rows with a gradient were read by this step's forward pass, so the hook has caught them up already.
         m = state["exp_avg"].index_select(0, rows).lerp_(values, 1 - beta1)
         v = state["exp_avg_sq"].index_select(0, rows).mul_(beta2).addcmul_(values, values, value=1 - beta2)
         state["exp_avg"].index_copy_(0, rows, m)

@@ -1,0 +1,74 @@
+"""A SimpleRNN (tanh) layer whose backward pass is written out, for the CPU.
+
+PyTorch has no fused CPU kernel for `nn.RNN`: its C++ loop records three or four autograd nodes per time step,
+and with the lesson's 16 hidden units those nodes, not the arithmetic, are the cost. `SimpleRNN` computes the
+same thing as `nn.RNN(nonlinearity="tanh", batch_first=True)` with one autograd node for the whole sequence:
+
+    forward   xw = x W_ih^T + b_ih + b_hh              (one matmul for all steps)
+              h_t = tanh(xw_t + h_{t-1} W_hh^T)         (two ops per step, no autograd)
+    backward  a_t = (g_t + d_t) * (1 - h_t^2),  d_{t-1} = a_t W_hh   (two ops per step)
+              dW_hh = sum_t a_t^T h_{t-1},  dW_ih = sum_t a_t^T x_t,  db = sum_t a_t   (three matmuls/sums)
+
+It subclasses `nn.RNN`, so parameters, state dicts and the CUDA path (cuDNN) are nn.RNN's own.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class _SimpleRNNLayer(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight_ih, weight_hh, bias_ih, bias_hh):
+        batch, steps, _ = x.shape
+        hidden = weight_hh.shape[0]
+        xw = torch.addmm(bias_ih + bias_hh, x.reshape(batch * steps, -1), weight_ih.t())
+        xw = xw.view(batch, steps, hidden).transpose(0, 1).contiguous()  # (steps, batch, hidden)
+        out = torch.empty_like(xw)
+        h = x.new_zeros(batch, hidden)
+        recurrent = weight_hh.t()
+        for t in range(steps):
+            torch.addmm(xw[t], h, recurrent, out=out[t])
+            h = out[t].tanh_()
+        ctx.save_for_backward(x, weight_ih, weight_hh, out)
+        return out.transpose(0, 1)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, weight_ih, weight_hh, out = ctx.saved_tensors
+        steps, batch, hidden = out.shape
+        grad = grad_out.transpose(0, 1)
+        pre = torch.empty_like(out)  # gradient at each step's pre-activation
+        carry = out.new_zeros(batch, hidden)
+        for t in range(steps - 1, -1, -1):
+            torch.ops.aten.tanh_backward(grad[t] + carry, out[t], grad_input=pre[t])
+            carry = pre[t] @ weight_hh
+        flat = pre.view(steps * batch, hidden)
+        previous = torch.cat([out.new_zeros(1, batch, hidden), out[:-1]]).view(steps * batch, hidden)
+        grad_weight_hh = flat.t() @ previous
+        grad_bias = flat.sum(0)
+        pre_bt = pre.transpose(0, 1).reshape(batch * steps, hidden)  # back to (batch, steps) order, as x
+        grad_x = (pre_bt @ weight_ih).view_as(x)
+        grad_weight_ih = pre_bt.t() @ x.reshape(batch * steps, -1)
+        return grad_x, grad_weight_ih, grad_weight_hh, grad_bias, grad_bias
+
+
+class SimpleRNN(nn.RNN):
+    """`nn.RNN(nonlinearity="tanh", batch_first=True)` with a hand-written backward pass on the CPU."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0, **_):
+        super().__init__(input_size, hidden_size, num_layers=num_layers, nonlinearity="tanh", batch_first=True,
+                         dropout=dropout)
+
+    def forward(self, x, hx=None):
+        if x.is_cuda or hx is not None or isinstance(x, nn.utils.rnn.PackedSequence):
+            return super().forward(x, hx)
+        finals = []
+        for layer in range(self.num_layers):
+            if layer > 0 and self.dropout and self.training:
+                x = nn.functional.dropout(x, self.dropout, training=True)
+            x = _SimpleRNNLayer.apply(x, getattr(self, f"weight_ih_l{layer}"), getattr(self, f"weight_hh_l{layer}"),
+                                      getattr(self, f"bias_ih_l{layer}"), getattr(self, f"bias_hh_l{layer}"))
+            finals.append(x[:, -1])
+        return x, torch.stack(finals)
