@@ -66,6 +66,8 @@ def test_fast_encoding_matches_the_tokenizers_library(name, data_root):
     texts = ds.train.texts(ds.text)[:3000] + ["", "   ", "  Leading and trailing  ", "Café NAÏVE résumé!"]
     v = Vectorizer(5000).adapt(texts[:2000])
     assert [ids.tolist() for ids in v.encode(texts)] == v.encode_reference(texts)
+    few = texts[-10:]  # fewer than 32 texts take the tokenizers path; the ids are the same
+    assert [ids.tolist() for ids in v.encode(few)] == [ids.tolist() for ids in v.encode(texts)[-10:]]
 
 
 @pytest.mark.parametrize("keep", ["head", "tail", "both"])
