@@ -104,3 +104,26 @@ def test_lesson_runs_all_four_experiments(data_root, tmp_path, capsys):
     assert rows["lesson-bilstm"]["params_keras"] == 2_758_148
     assert all(r["train_rows"] == 400 and 0 <= r["val_accuracy"] <= 1 for r in rows.values())
     assert (tmp_path / "lesson-lstm" / "model.safetensors").is_file()
+
+
+def test_ctrl_c_ends_the_epoch_early_and_still_saves(data_root, tmp_path):
+    import signal
+
+    out = tmp_path / "model"
+    proc = subprocess.Popen([sys.executable, "-m", "textrnn", "-q", "train", "--preset", "lesson-bilstm",
+                             "--batching", "sequential", "--optimizer", "adam", "--epochs", "5",
+                             "--data-dir", str(data_root / "ag_news_mini"), "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # training has started once the CLI says what it trains on
+        if line.startswith("training on"):
+            break
+    import time
+
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert "interrupted" in stderr and "training interrupted" in stdout
+    config = json.loads((out / "config.json").read_text())
+    assert len(config["history"]) == 1 and config["history"][0]["interrupted"]
+    assert 0 < config["history"][0]["samples"] < 6000
