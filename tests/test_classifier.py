@@ -37,7 +37,9 @@ def test_save_load_predict_gives_identical_probabilities(small_model, ag_news_mi
     texts = ag_news_mini.test.texts("title")[:300]
     before = small_model.predict_proba(texts)
     out = small_model.save_pretrained(tmp_path / "model")
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors", "tokenizer.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "history.csv", "model.safetensors",
+                                                      "tokenizer.json"]
+    assert (out / "history.csv").read_text().splitlines()[0].startswith("epoch,loss,accuracy")
     config = json.loads((out / "config.json").read_text())
     assert config["labels"] == ["World", "Sports", "Business", "Sci/Tech"]
     assert config["model"]["cell"] == "gru"
@@ -106,3 +108,30 @@ def test_string_labels_are_sorted_and_returned_by_name(ag_news_mini):
                          progress=False).fit(train.texts("title"), labels)
     assert clf.classes_ == sorted(names)
     assert set(clf.predict(train.texts("title")[:20])) <= set(names)
+
+
+def test_early_stopping_keeps_the_best_epoch(data_root):
+    from textrnn import load_dataset
+
+    ds = load_dataset("sst2", data_root / "sst2")
+    train = ds.train.take(2000)
+    # a large learning rate makes validation loss turn up within a few epochs on 2,000 sentences
+    clf = TextClassifier(embedding_dim=32, hidden_size=16, bidirectional=False, epochs=12, lr=0.01, batch_size=32,
+                         early_stopping=2, monitor="val_loss", progress=False)
+    clf.fit(train.texts(), train.labels, validation_data=(ds.val.texts(), ds.val.labels))
+    losses = [h.val_loss for h in clf.history_]
+    best = min(range(len(losses)), key=losses.__getitem__)
+    assert len(losses) == best + 3 < 12  # stopped two epochs after the best one
+    assert clf.history_[best].best
+    kept_accuracy = clf.score(ds.val.texts(), ds.val.labels)
+    assert kept_accuracy == pytest.approx(clf.history_[best].val_accuracy)
+
+
+def test_linear_schedule_warms_up_and_decays(ag_news_mini):
+    train = ag_news_mini.train.take(640)
+    clf = TextClassifier(embedding_dim=8, hidden_size=4, max_tokens=500, epochs=2, batch_size=64, lr=0.01,
+                         lr_schedule="linear", warmup=0.25, progress=False)
+    clf.fit(train.texts("title"), train.labels, classes=ag_news_mini.classes)
+    # 20 steps: 5 of warm-up to 0.01, then linear decay; after epoch 1 (step 10) the rate is 0.01 * 10/15
+    assert clf.history_[0].lr == pytest.approx(0.01 * 10 / 15)
+    assert clf.history_[1].lr == pytest.approx(0.0)

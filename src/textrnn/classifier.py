@@ -29,6 +29,17 @@ from .vectorizer import Vectorizer
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
+HISTORY_FILE = "history.csv"
+
+
+def write_history_csv(history: list[dict], path: Path) -> None:
+    """One row per epoch: loss, accuracy, validation metrics, learning rate, time."""
+    import csv
+
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
 
 
 def _check_texts(texts: Any, what: str = "texts") -> list[str]:
@@ -60,6 +71,11 @@ class TextClassifier:
     optimizer: "auto" (fast-adam on the CPU, adam on CUDA), "fast-adam" (Adam with row-wise embedding updates,
         fast), "lazy-adam" (SparseAdam's rule) or "adam" (torch's dense Adam, exactly the lesson's).
     precision: "fp32", or "bf16" to train under bfloat16 autocast (fast on CPUs with AMX; inference stays fp32).
+    clip_norm: scale the gradient down to this norm when it is larger (None: never; the lesson's presets).
+    lr_schedule, warmup: "constant", "linear" (warm up over a `warmup` fraction of the steps, then decay to 0)
+        or "plateau" (halve the rate when the monitored metric stalls for an epoch).
+    early_stopping, monitor: stop after this many epochs without a better `monitor` ("val_accuracy" or
+        "val_loss") and keep the best epoch's weights.
     """
 
     def __init__(
@@ -83,6 +99,11 @@ class TextClassifier:
         device: str = "auto",
         optimizer: str = "auto",
         precision: str = "fp32",
+        clip_norm: float | None = 5.0,
+        lr_schedule: str = "constant",
+        warmup: float = 0.0,
+        early_stopping: int | None = None,
+        monitor: str = "val_accuracy",
         progress: bool = True,
     ):
         self.cell = cell
@@ -104,6 +125,11 @@ class TextClassifier:
         self.device = device
         self.optimizer = optimizer
         self.precision = precision
+        self.clip_norm = clip_norm
+        self.lr_schedule = lr_schedule
+        self.warmup = warmup
+        self.early_stopping = early_stopping
+        self.monitor = monitor
         self.progress = progress
         self.metadata: dict[str, Any] = {}
 
@@ -111,7 +137,8 @@ class TextClassifier:
     def get_params(self) -> dict[str, Any]:
         names = ("cell", "embedding_dim", "hidden_size", "layers", "bidirectional", "dropout", "mask", "max_tokens",
                  "adapt_limit", "max_len", "truncate", "batch_size", "epochs", "lr", "seed", "batching", "device",
-                 "optimizer", "precision", "progress")
+                 "optimizer", "precision", "clip_norm", "lr_schedule", "warmup", "early_stopping", "monitor",
+                 "progress")
         return {name: getattr(self, name) for name in names}
 
     def _model_config(self, num_classes: int) -> ModelConfig:
@@ -122,7 +149,8 @@ class TextClassifier:
     def _train_config(self) -> TrainConfig:
         return TrainConfig(batch_size=self.batch_size, epochs=self.epochs, lr=self.lr, seed=self.seed,
                            batching=self.batching, device=self.device, optimizer=self.optimizer,
-                           precision=self.precision)
+                           precision=self.precision, clip_norm=self.clip_norm, lr_schedule=self.lr_schedule,
+                           warmup=self.warmup, early_stopping=self.early_stopping, monitor=self.monitor)
 
     def build(self, num_classes: int) -> RNNClassifier:
         """A freshly initialised network for `num_classes` classes (seeded by `seed`)."""
@@ -265,6 +293,8 @@ class TextClassifier:
                 "metadata": self.metadata,
             }
             (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+            if config["history"]:
+                write_history_csv(config["history"], tmp / HISTORY_FILE)
             if target.exists():
                 if not (target / CONFIG_FILE).is_file() and any(target.iterdir()):
                     raise TextrnnError(f"{target} exists and is not a textrnn model directory; not overwriting it")

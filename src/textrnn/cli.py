@@ -21,7 +21,7 @@ log = logging.getLogger("textrnn")
 DATASET_NAMES = ("ag_news", "imdb", "sst2", "bbc-news")
 MODEL_FLAGS = ("cell", "embedding_dim", "hidden_size", "layers", "bidirectional", "dropout", "mask", "max_tokens")
 TRAIN_FLAGS = ("max_len", "truncate", "adapt_limit", "batch_size", "epochs", "lr", "seed", "batching", "device",
-               "optimizer", "precision")
+               "optimizer", "precision", "clip_norm", "lr_schedule", "warmup", "early_stopping", "monitor")
 
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
@@ -87,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--optimizer", choices=["auto", "fast-adam", "lazy-adam", "adam"],
                    help="auto (default): fast-adam on the CPU (Adam with row-wise embedding updates), adam on "
                         "CUDA; adam: torch's dense Adam, exactly the lesson's; lazy-adam: SparseAdam's rule")
+    g.add_argument("--clip-norm", type=float, help="clip the gradient to this norm (default 5; presets: none)")
+    g.add_argument("--lr-schedule", choices=["constant", "linear", "plateau"],
+                   help="constant (default); linear: warm-up then decay to 0; plateau: halve when validation stalls")
+    g.add_argument("--warmup", type=float, help="with --lr-schedule linear: fraction of steps spent warming up")
+    g.add_argument("--early-stopping", type=int, metavar="PATIENCE",
+                   help="stop after PATIENCE epochs without improvement and keep the best epoch's weights")
+    g.add_argument("--monitor", choices=["val_accuracy", "val_loss"], help="what early stopping and plateau watch")
     g.add_argument("--precision", choices=["fp32", "bf16"],
                    help="bf16: train under bfloat16 autocast (AMX CPUs, GPUs); default fp32")
     g.add_argument("--adapt-limit", type=int, help="build the vocabulary from the first N training texts")

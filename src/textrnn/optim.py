@@ -36,10 +36,12 @@ class FastAdam(torch.optim.Optimizer):
     catch_up_horizon = 128  # (b1 / sqrt(b2)) ** 128 < 2e-6
 
     def __init__(self, params: Iterable[nn.Parameter], embedding: nn.Embedding | None = None, lr: float = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, catch_up: bool = True):
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, catch_up: bool = True,
+                 max_grad_norm: float | None = None):
         params = [p for p in params if p.requires_grad]
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps))
         self.embedding = embedding
+        self.max_grad_norm = max_grad_norm  # clip the whole gradient (dense and embedding rows) to this norm
         table = embedding.weight if embedding is not None else None
         self.dense_params = [p for p in params if p is not table]
         self.catch_up = catch_up and table is not None
@@ -134,22 +136,31 @@ class FastAdam(torch.optim.Optimizer):
         sqrt_bias2 = math.sqrt(1 - beta2**self.steps)
         step_size = lr / bias1
 
+        table = self.embedding.weight if self.embedding is not None else None
+        rows = values = None
+        if table is not None and table.grad is not None:
+            grad = table.grad.coalesce()  # one row per distinct token, repeated tokens summed
+            rows, values = grad.indices()[0], grad.values()
+        if self.max_grad_norm is not None:
+            squares = self.flat_grad.pow(2).sum() + (values.pow(2).sum() if values is not None else 0.0)
+            scale = (self.max_grad_norm / (squares.sqrt() + 1e-6)).clamp(max=1.0)
+            self.flat_grad.mul_(scale)
+            if values is not None:
+                values = values * scale
+
         if self.dense_params:
             g, m, v = self.flat_grad, self.flat_exp_avg, self.flat_exp_avg_sq
             m.lerp_(g, 1 - beta1)
             v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
             self.flat.addcdiv_(m, v.sqrt().div_(sqrt_bias2).add_(eps), value=-step_size)
 
-        if self.embedding is None:
+        if table is None:
             return None
-        table = self.embedding.weight
         if self.steps >= len(self._step_sizes):
             self._step_sizes = torch.cat([self._step_sizes, torch.zeros_like(self._step_sizes)])
         self._step_sizes[self.steps] = step_size * sqrt_bias2
-        if table.grad is None:
+        if rows is None:
             return None
-        grad = table.grad.coalesce()  # one row per distinct token, repeated tokens summed
-        rows, values = grad.indices()[0], grad.values()
         state = self.state[table]
         # The rows with a gradient were read by this step's forward pass, so the hook has caught them up already.
         m = state["exp_avg"].index_select(0, rows).lerp_(values, 1 - beta1)

@@ -24,7 +24,8 @@ class Preset:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-_COMMON = dict(max_tokens=20000, epochs=1, lr=1e-3, dropout=0.0, layers=1, bidirectional=False)
+# The lesson: Keras's Adam at its defaults, no gradient clipping.
+_COMMON = dict(max_tokens=20000, epochs=1, lr=1e-3, dropout=0.0, layers=1, bidirectional=False, clip_norm=None)
 
 PRESETS: dict[str, Preset] = {
     p.name: p

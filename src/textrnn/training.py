@@ -23,6 +23,8 @@ log = logging.getLogger("textrnn")
 
 OPTIMIZERS = ("auto", "fast-adam", "lazy-adam", "adam")
 PRECISIONS = ("fp32", "bf16")
+LR_SCHEDULES = ("constant", "linear", "plateau")
+MONITORS = ("val_accuracy", "val_loss")
 
 
 @dataclass
@@ -40,6 +42,15 @@ class TrainConfig:
     optimizer: str = "auto"
     # "bf16": autocast the model to bfloat16 (AMX on recent Intel CPUs, tensor cores on GPUs); "fp32": no autocast
     precision: str = "fp32"
+    # scale the whole gradient down to this norm when it is larger (RNN gradients can explode); None: never
+    clip_norm: float | None = None
+    # "constant"; "linear": warm up over the first `warmup` fraction of steps, then decay to 0;
+    # "plateau": halve the rate when the monitored validation metric stops improving
+    lr_schedule: str = "constant"
+    warmup: float = 0.0
+    # stop after this many epochs without improvement of `monitor`, and restore the best epoch's weights
+    early_stopping: int | None = None
+    monitor: str = "val_accuracy"
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -54,6 +65,16 @@ class TrainConfig:
             raise TextrnnError(f"unknown precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
         if self.batching not in BATCHING_MODES:
             raise TextrnnError(f"unknown batching {self.batching!r}: choose one of {', '.join(BATCHING_MODES)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise TextrnnError(f"unknown lr schedule {self.lr_schedule!r}: choose one of {', '.join(LR_SCHEDULES)}")
+        if self.monitor not in MONITORS:
+            raise TextrnnError(f"unknown metric {self.monitor!r} to monitor: choose one of {', '.join(MONITORS)}")
+        if self.clip_norm is not None and not self.clip_norm > 0:
+            raise TextrnnError(f"clip norm must be positive, got {self.clip_norm}")
+        if not 0.0 <= self.warmup < 1.0:
+            raise TextrnnError(f"warmup is a fraction of the training steps in [0, 1), got {self.warmup}")
+        if self.early_stopping is not None and self.early_stopping < 1:
+            raise TextrnnError(f"early-stopping patience must be at least 1 epoch, got {self.early_stopping}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -69,6 +90,8 @@ class EpochResult:
     val_loss: float | None = None
     val_accuracy: float | None = None
     interrupted: bool = False
+    lr: float | None = None  # the learning rate at the end of the epoch
+    best: bool = False  # the epoch whose weights early stopping kept
 
     @property
     def samples_per_s(self) -> float:
@@ -97,8 +120,31 @@ def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) 
     embedding = model.embedding
     embedding.sparse = name != "adam"
     if name != "adam":
-        return FastAdam(model.parameters(), embedding=embedding, lr=config.lr, catch_up=name == "fast-adam")
+        return FastAdam(model.parameters(), embedding=embedding, lr=config.lr, catch_up=name == "fast-adam",
+                        max_grad_norm=config.clip_norm)
     return torch.optim.Adam(model.parameters(), lr=config.lr, fused=device.type == "cuda")
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
+    """(scheduler, when): `when` is "step" or "epoch"; (None, None) for a constant rate."""
+    if config.lr_schedule == "linear":
+        total = max(1, steps_per_epoch * config.epochs)
+        warm = int(config.warmup * total)
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            return max(0.0, (total - step) / max(1, total - warm))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor), "step"
+    if config.lr_schedule == "plateau":
+        mode = "max" if config.monitor == "val_accuracy" else "min"
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=0.5, patience=1), "epoch"
+    return None, None
+
+
+def _improved(value: float, best: float | None, monitor: str) -> bool:
+    return best is None or (value > best if monitor == "val_accuracy" else value < best)
 
 
 def fit(
@@ -115,10 +161,16 @@ def fit(
     device = resolve_device(config.device)
     model.to(device)
     optimizer = make_optimizer(model, config, device)
+    steps_per_epoch = -(-len(train) // config.batch_size)
+    scheduler, schedule_every = make_scheduler(optimizer, config, steps_per_epoch)
+    clip_here = config.clip_norm is not None and not isinstance(optimizer, FastAdam)  # FastAdam clips itself
     loss_fn = nn.CrossEntropyLoss()
     labels = torch.as_tensor(np.asarray(train_labels), dtype=torch.long)
     rng = np.random.default_rng(config.seed)
     history: list[EpochResult] = []
+    best_value, best_state, waited = None, None, 0
+    if (config.early_stopping or schedule_every == "epoch") and validation is None:
+        raise TextrnnError("early stopping and the plateau schedule watch a validation metric: give validation data")
 
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -138,7 +190,11 @@ def fit(
                 loss = loss_fn(logits.float(), target)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if clip_here:
+                    nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
                 optimizer.step()
+                if schedule_every == "step":
+                    scheduler.step()
 
                 n = len(rows)
                 seen += n
@@ -155,7 +211,7 @@ def fit(
         bar.close()
 
         result = EpochResult(epoch, total_loss.item() / max(seen, 1), correct.item() / max(seen, 1), seen, seconds,
-                             interrupted=interrupted)
+                             interrupted=interrupted, lr=optimizer.param_groups[0]["lr"])
         if validation is not None:
             result.val_loss, result.val_accuracy = evaluate_loss_accuracy(model, *validation)
         history.append(result)
@@ -166,8 +222,29 @@ def fit(
                        f"{result.samples_per_s:,.0f} samples/s{val}")
         if interrupted:
             break
+        if schedule_every == "epoch":
+            scheduler.step(getattr(result, config.monitor))
+        if config.early_stopping:
+            value = getattr(result, config.monitor)
+            if _improved(value, best_value, config.monitor):
+                best_value, waited = value, 0
+                if isinstance(optimizer, FastAdam):
+                    optimizer.flush()  # the saved copy must hold every row up to date
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                waited += 1
+                if waited >= config.early_stopping:
+                    if progress:
+                        tqdm.write(f"early stopping: {config.monitor} has not improved for {waited} epoch(s)")
+                    break
     if isinstance(optimizer, FastAdam):
         optimizer.flush()  # bring every embedding row up to date before anyone reads the weights
+    if best_state is not None:
+        model.load_state_dict(best_state)  # copies into the existing tensors
+        best = max(history, key=lambda h: getattr(h, config.monitor) * (1 if config.monitor == "val_accuracy" else -1))
+        best.best = True
+        if progress:
+            tqdm.write(f"restored the weights of epoch {best.epoch} ({config.monitor} {best_value:.4f})")
     return history
 
 
