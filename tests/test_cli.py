@@ -110,20 +110,22 @@ def test_ctrl_c_ends_the_epoch_early_and_still_saves(data_root, tmp_path):
     import signal
 
     out = tmp_path / "model"
-    proc = subprocess.Popen([sys.executable, "-m", "textrnn", "-q", "train", "--preset", "lesson-bilstm",
+    proc = subprocess.Popen([sys.executable, "-m", "textrnn", "train", "--preset", "lesson-bilstm",
                              "--batching", "sequential", "--optimizer", "adam", "--epochs", "5",
                              "--data-dir", str(data_root / "ag_news_mini"), "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in proc.stderr:  # training has started once the CLI says what it trains on
-        if line.startswith("training on"):
-            break
+    seen = ""
+    while "epoch 1/5" not in seen:  # the progress bar appears when the first epoch's loop starts
+        char = proc.stderr.read(1)
+        assert char, f"training ended before its first epoch: {seen}"
+        seen += char
     import time
 
-    time.sleep(2.0)
+    time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr
-    assert "interrupted" in stderr and "training interrupted" in stdout
+    assert "interrupted" in seen + stderr and "training interrupted" in stdout
     config = json.loads((out / "config.json").read_text())
     assert len(config["history"]) == 1 and config["history"][0]["interrupted"]
     assert 0 < config["history"][0]["samples"] < 6000
