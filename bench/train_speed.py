@@ -280,6 +280,11 @@ def main() -> None:
         if name == "lesson-bilstm":
             runs.append((LARGE_BATCH, "bf16"))  # bfloat16 autocast: AMX on this CPU
         for batch, precision in runs:
+            if name == "lesson-bilstm" and batch == LARGE_BATCH:
+                # the FLOP/s ratio is only as good as the peak beside it: read it again here, keep the highest
+                again = in_fresh_process("run_matmul_peak")
+                peak = {k: max(peak[k], again[k]) for k in peak}
+                results["matmul_peak"] = peak
             ours = in_fresh_process("run_textrnn", name, batch, rows, precision)
             plain = in_fresh_process("run_plain_pytorch", name, batch, rows, args.max_seconds)
             if keras_live:
@@ -313,7 +318,9 @@ def main() -> None:
     for r in results["train"]:
         if r["model"] == "lesson-bilstm" and r["batch"] == LARGE_BATCH:
             print(f"BiLSTM at batch {LARGE_BATCH}, {r['precision']}: {r['achieved_gflops']:,.1f} GFLOP/s of matmul "
-                  f"work = {100 * r['achieved_gflops'] * 1e9 / peak['float32']:.0f}% of the fp32 matmul peak "
+                  f"work against a peak of {peak['float32'] / 1e9:,.0f} (fp32) / {peak['bfloat16'] / 1e9:,.0f} (bf16) "
+                  f"GFLOP/s, the highest reading of the run: "
+                  f"{100 * r['achieved_gflops'] * 1e9 / peak['float32']:.0f}% of the fp32 matmul peak "
                   f"({100 * r['achieved_gflops'] * 1e9 / peak['bfloat16']:.0f}% of bf16)")
 
     print(f"\n{'inference':<22}{'batched texts/s':>16}{'latency ms (median)':>21}{'p95':>8}")

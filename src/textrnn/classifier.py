@@ -236,15 +236,21 @@ class TextClassifier:
         ids, lengths = self.vectorizer_.encode_flat(texts)
         return TokenizedCorpus.from_flat(ids, lengths, self.max_len, self.truncate)
 
-    def predict_logits(self, texts: Sequence[str], batch_size: int = 512) -> torch.Tensor:
-        self._check_fitted()
-        return predict_logits(self.model_, self._corpus(_check_texts(texts)), batch_size)
+    def _inference_batch(self) -> int:
+        # Measured on 2 cores (bench/README.md): small RNNs run fastest in batches of 256-512 texts, the 2x64
+        # BiLSTM in batches of about 128, where its per-step gate activations still fit in cache.
+        c = self.model_.config
+        return int(min(512, max(64, 32768 // (c.hidden_size * c.layers * (2 if c.bidirectional else 1)))))
 
-    def predict_proba(self, texts: Sequence[str], batch_size: int = 512) -> np.ndarray:
+    def predict_logits(self, texts: Sequence[str], batch_size: int | None = None) -> torch.Tensor:
+        self._check_fitted()
+        return predict_logits(self.model_, self._corpus(_check_texts(texts)), batch_size or self._inference_batch())
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """Class probabilities, (n_texts, n_classes), columns in the order of `classes_`."""
         return torch.softmax(self.predict_logits(texts, batch_size), dim=1).numpy()
 
-    def predict(self, texts: Sequence[str], batch_size: int = 512) -> list[str]:
+    def predict(self, texts: Sequence[str], batch_size: int | None = None) -> list[str]:
         """The most probable class name of each text."""
         ids = self.predict_logits(texts, batch_size).argmax(1).tolist()
         return [self.classes_[i] for i in ids]
