@@ -79,7 +79,7 @@ def run_textrnn(name: str, batch: int, rows: int, precision: str = "fp32") -> di
 
     presets, test, vectorizer = load_corpus(rows)
     preset = presets[name]
-    corpus = TokenizedCorpus.from_sequences(vectorizer.encode(test.texts(preset.text_mode)))
+    corpus = TokenizedCorpus.from_flat(*vectorizer.encode_flat(test.texts(preset.text_mode)))
     model = TextClassifier(**preset.params).build(4)
     config = TrainConfig(batch_size=batch, epochs=1, seed=0, precision=precision)
     start = time.perf_counter()

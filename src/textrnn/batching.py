@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -38,19 +38,6 @@ class TokenizedCorpus:
     ids: np.ndarray  # int64, all rows concatenated
     offsets: np.ndarray  # int64
     lengths: np.ndarray  # int64
-
-    @classmethod
-    def from_sequences(cls, sequences: Sequence[np.ndarray], max_len: int | None = None,
-                       keep: str = "head") -> "TokenizedCorpus":
-        if max_len is not None:
-            if max_len < 1 or keep not in TRUNCATION:
-                raise ValueError(f"bad truncation: max_len={max_len}, keep={keep!r}")
-            sequences = [truncate(s, max_len, keep) for s in sequences]
-        lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
-        offsets = np.zeros(len(sequences), dtype=np.int64)
-        np.cumsum(lengths[:-1], out=offsets[1:])
-        ids = np.concatenate(sequences).astype(np.int64) if len(sequences) else np.zeros(0, np.int64)
-        return cls(ids, offsets, lengths)
 
     @classmethod
     def from_flat(cls, ids: np.ndarray, lengths: np.ndarray, max_len: int | None = None,

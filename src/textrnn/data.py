@@ -35,10 +35,6 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
-    @property
-    def text_columns(self) -> list[str]:
-        return list(self.columns)
-
     def texts(self, spec: str | Sequence[str] | None = None) -> list[str]:
         """The model's input: one column, or several joined with a space ("title+description")."""
         names = list(self.columns) if spec is None else (spec.split("+") if isinstance(spec, str) else list(spec))
