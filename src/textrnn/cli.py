@@ -208,7 +208,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             adapt_texts=adapt, validation_data=(val.texts(text), label_names(dataset, val)))
     out = clf.save_pretrained(args.out)
     last = clf.history_[-1]
-    print(f"saved {out} (validation accuracy {last.val_accuracy:.4f}"
+    kept = next((h for h in clf.history_ if h.best), last)  # early stopping keeps its best epoch's weights
+    print(f"saved {out} (validation accuracy {kept.val_accuracy:.4f}"
+          f"{f', the weights of epoch {kept.epoch}' if kept is not last else ''}"
           f"{', training interrupted' if last.interrupted else ''})")
     return 0
 
