@@ -236,6 +236,12 @@ def in_fresh_process(fn_name: str, *args) -> dict:
     return result
 
 
+def fastest(runs: list[dict]) -> dict:
+    """The run with the highest samples/s (an error only if every run failed)."""
+    good = [r for r in runs if "seconds" in r]
+    return max(good, key=lambda r: r["samples"] / r["seconds"]) if good else runs[0]
+
+
 def have_tensorflow() -> bool:
     import importlib.util
 
@@ -246,7 +252,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="2,000 rows: a smoke run, not for reporting")
     parser.add_argument("--json", help="also write the results here")
-    parser.add_argument("--max-seconds", type=float, default=40.0,
+    parser.add_argument("--max-seconds", type=float, default=25.0,
                         help="time budget of one plain-PyTorch or Keras run (default: %(default)s)")
     parser.add_argument("--only", action="append", help="only this lesson model (repeatable)")
     args = parser.parse_args()
@@ -277,10 +283,18 @@ def main() -> None:
                 again = in_fresh_process("run_matmul_peak")
                 peak = {k: max(peak[k], again[k]) for k in peak}
                 results["matmul_peak"] = peak
-            ours = in_fresh_process("run_textrnn", name, batch, rows, precision)
+            # At the lesson's batch size, where the Keras target applies, textrnn and Keras each run twice,
+            # interleaved, and keep their faster run: the machine's speed drifts between runs minutes apart.
+            repeats = 2 if batch == lesson_batch and precision == "fp32" else 1
+            ours_runs, keras_runs = [], []
+            for _ in range(repeats):
+                ours_runs.append(in_fresh_process("run_textrnn", name, batch, rows, precision))
+                if keras_live:
+                    keras_runs.append(in_fresh_process("run_keras", name, batch, rows, args.max_seconds))
+            ours = fastest(ours_runs)
             plain = in_fresh_process("run_plain_pytorch", name, batch, rows, args.max_seconds)
             if keras_live:
-                keras = in_fresh_process("run_keras", name, batch, rows, args.max_seconds)
+                keras = fastest(keras_runs)
                 keras_sps = keras.get("samples", 0) / keras["seconds"] if "seconds" in keras else None
                 keras_tag = ""
             else:
