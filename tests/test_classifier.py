@@ -38,7 +38,7 @@ def test_save_load_predict_gives_identical_probabilities(small_model, ag_news_mi
     before = small_model.predict_proba(texts)
     out = small_model.save_pretrained(tmp_path / "model")
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "history.csv", "model.safetensors",
-                                                      "tokenizer.json"]
+                                                      "tokenizer.json", "training.png"]
     assert (out / "history.csv").read_text().splitlines()[0].startswith("epoch,loss,accuracy")
     config = json.loads((out / "config.json").read_text())
     assert config["labels"] == ["World", "Sports", "Business", "Sci/Tech"]

@@ -32,8 +32,17 @@ def test_train_evaluate_predict_end_to_end(trained_model, data_root, capsys):
     assert sum(map(sum, metrics["confusion_matrix"])) == 1600
     assert set(metrics["per_class"]) == {"World", "Sports", "Business", "Sci/Tech"}
 
-    code, out, _ = run_cli(capsys, "evaluate", str(trained_model), "--data-dir", str(data_root / "ag_news_mini"))
+    report = trained_model.parent / "report"
+    code, out, _ = run_cli(capsys, "evaluate", str(trained_model), "--data-dir", str(data_root / "ag_news_mini"),
+                           "--out", str(report))
     assert code == 0 and "accuracy" in out and "confusion matrix" in out and "Sci/Tech" in out
+    saved = json.loads((report / "metrics.json").read_text())
+    assert saved["confusion_matrix"] == metrics["confusion_matrix"]
+    png = (report / "confusion_matrix.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    assert "macro-F1" in (report / "report.txt").read_text()
+    curves = (trained_model / "training.png").read_bytes()
+    assert curves.startswith(b"\x89PNG") and len(curves) > 10_000
 
     code, out, _ = run_cli(capsys, "predict", str(trained_model), "--json",
                            "Stocks fell sharply as oil prices hit a record high on Wall Street",

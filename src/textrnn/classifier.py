@@ -301,6 +301,9 @@ class TextClassifier:
             (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
             if config["history"]:
                 write_history_csv(config["history"], tmp / HISTORY_FILE)
+                from .evaluation import plot_history
+
+                plot_history(config["history"], tmp / "training.png")  # with the `plots` extra
             if target.exists():
                 if not (target / CONFIG_FILE).is_file() and any(target.iterdir()):
                     raise TextrnnError(f"{target} exists and is not a textrnn model directory; not overwriting it")
@@ -341,7 +344,8 @@ class TextClassifier:
         try:
             model.load_state_dict(load_file(directory / WEIGHTS_FILE))
         except (SafetensorError, RuntimeError, OSError) as exc:
-            raise TextrnnError(f"cannot load weights from {directory / WEIGHTS_FILE}: {exc}") from None
+            detail = " ".join(str(exc).split())  # torch's message spans lines; ours is one
+            raise TextrnnError(f"cannot load weights from {directory / WEIGHTS_FILE}: {detail}") from None
         clf.model_ = model.to(resolve_device(device)).eval()
         clf.history_ = [EpochResult(**{k: v for k, v in h.items() if k != "samples_per_s"})
                         for h in config.get("history", [])]

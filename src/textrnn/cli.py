@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model directory")
     _add_data_flags(p, training=False)
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--out", metavar="DIR", help="also write metrics.json, report.txt and confusion_matrix.png here")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="label texts given as arguments, in a file (one per line) or on stdin")
@@ -217,7 +218,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .classifier import TextClassifier
-    from .evaluation import evaluate, format_metrics
+    from .evaluation import evaluate, format_metrics, write_report
 
     clf = TextClassifier.from_pretrained(args.model)
     if not (args.dataset or args.test):
@@ -227,6 +228,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     test = dataset.test.take(args.limit)
     metrics = evaluate(clf, test.texts(text), label_names(dataset, test))
     print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics))
+    if args.out:
+        written = write_report(metrics, args.out)
+        print(f"wrote {', '.join(written)} to {args.out}", file=sys.stderr)
     return 0
 
 

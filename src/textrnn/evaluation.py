@@ -55,3 +55,77 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     for name, row in zip(names, cm):
         lines.append(f"{name:<{width}}" + "".join(f"{v:>{cell}}" for v in row))
     return "\n".join(lines)
+
+
+def write_report(metrics: dict[str, Any], directory) -> list[str]:
+    """metrics.json, report.txt and (with matplotlib) confusion_matrix.png in `directory`; the names written."""
+    import json
+    from pathlib import Path
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (directory / "report.txt").write_text(format_metrics(metrics) + "\n")
+    written = ["metrics.json", "report.txt"]
+    if plot_confusion_matrix(metrics, directory / "confusion_matrix.png"):
+        written.append("confusion_matrix.png")
+    return written
+
+
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend, or None when the `plots` extra is not installed."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion_matrix(metrics: dict[str, Any], path) -> bool:
+    plt = _pyplot()
+    if plt is None:
+        return False
+    cm = np.asarray(metrics["confusion_matrix"])
+    names = metrics["labels"]
+    size = 1.2 + 0.9 * len(names)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    image = ax.imshow(cm, cmap="Blues")
+    fig.colorbar(image, ax=ax)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"accuracy {metrics['accuracy']:.4f}, {metrics['n']:,} texts")
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, f"{cm[i, j]:,}", ha="center", va="center",
+                    color="white" if cm[i, j] > cm.max() / 2 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def plot_history(history: list[dict], path) -> bool:
+    """Loss and accuracy per epoch, training and validation, side by side."""
+    plt = _pyplot()
+    if plt is None or not history:
+        return False
+    epochs = [h["epoch"] for h in history]
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key in ((loss_ax, "loss"), (acc_ax, "accuracy")):
+        ax.plot(epochs, [h[key] for h in history], marker="o", label="training")
+        if history[0].get(f"val_{key}") is not None:
+            ax.plot(epochs, [h[f"val_{key}"] for h in history], marker="o", label="validation")
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
