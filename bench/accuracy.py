@@ -57,7 +57,8 @@ def main() -> None:
                                      seed=seed, progress=False, **how)
                 start = time.perf_counter()
                 clf.fit(data.train.texts(mode), data.train.labels, classes=data.classes,
-                        adapt_texts=data.train.columns["title"], validation_data=(data.test.texts(mode), data.test.labels))
+                        adapt_texts=data.train.columns["title"],
+                        validation_data=(data.test.texts(mode), data.test.labels))
                 seconds.append(time.perf_counter() - start)
                 accs.append(clf.history_[-1].val_accuracy)
             means[path] = statistics.mean(accs)

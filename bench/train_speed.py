@@ -176,7 +176,6 @@ def run_keras(name: str, batch: int, rows: int, max_seconds: float) -> dict:
 def run_inference(name: str, rows: int) -> dict:
     import statistics
 
-    import torch
 
     from textrnn.classifier import TextClassifier
 
@@ -306,7 +305,8 @@ def main() -> None:
                 continue
             sps = ours["samples"] / ours["seconds"]
             plain_sps = plain["samples"] / plain["seconds"] if "seconds" in plain else None
-            row = {"model": name, "batch": batch, "precision": precision, "samples_per_s": sps, "tokens_per_s": ours["tokens"] / ours["seconds"],
+            row = {"model": name, "batch": batch, "precision": precision, "samples_per_s": sps,
+                   "tokens_per_s": ours["tokens"] / ours["seconds"],
                    "peak_rss_mb": ours["peak_rss_mb"], "plain_samples_per_s": plain_sps,
                    "plain_peak_rss_mb": plain.get("peak_rss_mb"), "keras_samples_per_s": keras_sps,
                    "keras_reference": not keras_live, "keras_error": keras.get("error"),

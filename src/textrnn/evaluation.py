@@ -39,7 +39,8 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     """A plain-text report: headline numbers, per-class table, confusion matrix."""
     names = metrics["labels"]
     width = max(12, max(len(n) for n in names) + 2)
-    lines = [f"accuracy  {metrics['accuracy']:.4f}   macro-F1  {metrics['macro_f1']:.4f}   ({metrics['n']:,} texts)", ""]
+    lines = [f"accuracy  {metrics['accuracy']:.4f}   macro-F1  {metrics['macro_f1']:.4f}   "
+             f"({metrics['n']:,} texts)", ""]
     if metrics.get("unseen_labels"):
         unseen = ", ".join(f"{name} ({count:,})" for name, count in metrics["unseen_labels"].items())
         lines[-1:] = [f"not scored: labels the model never saw: {unseen}", ""]

@@ -10,10 +10,10 @@ hundred rows, and it pays a per-tensor cost for each of the small RNN weights. `
   a batch has a zero gradient, so dense Adam would only decay its moments (m <- b1 m, v <- b2 v) and keep
   moving it by the decaying momentum. Those skipped moves are deterministic, so they are applied later, in
   one go, just before the row is read again (a forward pre-hook on the embedding) or when training ends
-  (`flush`). The result follows dense Adam closely (the skipped moves are summed over at most
+  (`flush`). The result follows dense Adam closely: the skipped moves are summed over at most
   `catch_up_horizon` steps, by which time the momentum has decayed below 1e-6 of its size, and epsilon enters
-  once per catch-up instead of once per step, which matters only for rows whose gradients are near epsilon); `catch_up=False` gives plain lazy Adam
-  (`torch.optim.SparseAdam`, TensorFlow's LazyAdam) instead.
+  once per catch-up instead of once per step, which matters only for rows whose gradients are near epsilon.
+  `catch_up=False` gives plain lazy Adam (`torch.optim.SparseAdam`, TensorFlow's LazyAdam) instead.
 """
 
 from __future__ import annotations

@@ -183,7 +183,8 @@ def fit(
                    mininterval=0.1 if sys.stderr.isatty() else 5.0)  # logs get a line every 5 s, not a flood
         start = time.perf_counter()
         try:
-            for step, (rows, tokens, lengths) in enumerate(iterate_batches(train, config.batch_size, config.batching, rng)):
+            batches = iterate_batches(train, config.batch_size, config.batching, rng)
+            for step, (rows, tokens, lengths) in enumerate(batches):
                 target = labels[rows].to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
                     logits = model(tokens.to(device, non_blocking=True), lengths)

@@ -63,7 +63,8 @@ class Vectorizer:
 
     def __init__(self, max_tokens: int = 20000):
         if max_tokens < 3:
-            raise TextrnnError(f"max_tokens must be at least 3 (padding, out-of-vocabulary and one word), got {max_tokens}")
+            raise TextrnnError(f"max_tokens must be at least 3 (padding, out-of-vocabulary and one word), "
+                               f"got {max_tokens}")
         self.max_tokens = max_tokens
         self._tokenizer: Tokenizer | None = None
 
