@@ -56,7 +56,7 @@ def load_corpus(rows: int):
     return PRESETS, test, vectorizer
 
 
-def matmul_flops(text_mode: str, preset) -> float:
+def matmul_flops(preset) -> float:
     """Matmul FLOPs per token for one training step (forward + backward = 3x forward)."""
     p = preset.params
     dirs = 2 if p["bidirectional"] else 1
@@ -86,7 +86,7 @@ def run_textrnn(name: str, batch: int, rows: int, precision: str = "fp32") -> di
     fit(model, corpus, np.asarray(test.labels), config, progress=False)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "samples": len(corpus), "tokens": int(corpus.lengths.sum()),
-            "flops_per_token": matmul_flops(preset.text_mode, preset), "threads": torch.get_num_threads()}
+            "flops_per_token": matmul_flops(preset), "threads": torch.get_num_threads()}
 
 
 def run_plain_pytorch(name: str, batch: int, rows: int, max_seconds: float) -> dict:

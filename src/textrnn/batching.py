@@ -75,16 +75,19 @@ class TokenizedCorpus:
         return torch.from_numpy(tokens), torch.from_numpy(lengths.copy())
 
 
+def _chunks(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
 def sequential_batches(n: int, batch_size: int) -> list[np.ndarray]:
-    order = np.arange(n)
-    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    return _chunks(np.arange(n), batch_size)
 
 
 def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Batches of rows of (nearly) equal length, in random order; every row appears exactly once."""
     tiebreak = rng.random(len(lengths))
     order = np.lexsort((tiebreak, lengths))
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = _chunks(order, batch_size)
     rng.shuffle(batches)
     return batches
 
@@ -96,8 +99,7 @@ def iterate_batches(
     if mode == "sequential":
         batches = sequential_batches(len(corpus), batch_size)
     elif mode == "shuffle":
-        order = (rng or np.random.default_rng()).permutation(len(corpus))
-        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        batches = _chunks((rng or np.random.default_rng()).permutation(len(corpus)), batch_size)
     elif mode == "bucket":
         batches = bucketed_batches(corpus.lengths, batch_size, rng or np.random.default_rng())
     else:

@@ -53,7 +53,10 @@ class FastAdam(torch.optim.Optimizer):
                                  # the last step each row's moments and weights were brought up to date
                                  "row_step": torch.zeros(table.shape[0], dtype=torch.long, device=table.device)}
             # step sizes lr * sqrt(1 - b2^t) / (1 - b1^t) of every step so far, for the catch-up sums
-            self._step_sizes = torch.zeros(1024, dtype=torch.float64, device=table.device)
+            self._step_sizes = torch.zeros(1024 + self.catch_up_horizon, dtype=torch.float64, device=table.device)
+            beta1, beta2 = betas
+            self._offsets = torch.arange(1, self.catch_up_horizon + 1, device=table.device)
+            self._decay = (beta1 / math.sqrt(beta2)) ** self._offsets.double()  # momentum left after k steps
             if self.catch_up:
                 self._hook = embedding.register_forward_pre_hook(lambda module, args: self._catch_up(args[0]))
 
@@ -100,14 +103,11 @@ class FastAdam(torch.optim.Optimizer):
         beta1, beta2 = self.param_groups[0]["betas"]
         eps = self.param_groups[0]["eps"]
         # sum over the missed steps j = last+1 .. now of step_size_j * (b1 / sqrt(b2)) ** (j - last)
+        # _step_sizes holds zeros past the current step, so steps after "now" add nothing to the sum
         horizon = min(self.catch_up_horizon, int(missed.max()))
-        k = torch.arange(1, horizon + 1, device=table.device)
         last = (self.steps - missed)[:, None]
-        steps = last + k[None, :]  # (rows, horizon)
-        valid = k[None, :] <= missed[:, None]
-        ratio = (beta1 / math.sqrt(beta2)) ** k.double()
-        sizes = self._step_sizes[steps.clamp(max=self.steps)]
-        factor = torch.where(valid, sizes * ratio, 0.0).sum(1).to(table.dtype)[:, None]
+        sizes = self._step_sizes[last + self._offsets[None, :horizon]]  # (rows, horizon)
+        factor = (sizes @ self._decay[:horizon]).to(table.dtype)[:, None]
         m = state["exp_avg"].index_select(0, rows)
         v = state["exp_avg_sq"].index_select(0, rows)
         # Dense Adam adds eps * sqrt(1 - b2^j) to the denominator at each step j; the first missed step carries
@@ -156,7 +156,7 @@ class FastAdam(torch.optim.Optimizer):
 
         if table is None:
             return None
-        if self.steps >= len(self._step_sizes):
+        if self.steps + self.catch_up_horizon >= len(self._step_sizes):
             self._step_sizes = torch.cat([self._step_sizes, torch.zeros_like(self._step_sizes)])
         self._step_sizes[self.steps] = step_size * sqrt_bias2
         if rows is None:

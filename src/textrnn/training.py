@@ -168,7 +168,7 @@ def fit(
     labels = torch.as_tensor(np.asarray(train_labels), dtype=torch.long)
     rng = np.random.default_rng(config.seed)
     history: list[EpochResult] = []
-    best_value, best_state, waited = None, None, 0
+    best_value, best_state, best_epoch, waited = None, None, None, 0
     if (config.early_stopping or schedule_every == "epoch") and validation is None:
         raise TextrnnError("early stopping and the plateau schedule watch a validation metric: give validation data")
 
@@ -228,7 +228,7 @@ def fit(
         if config.early_stopping:
             value = getattr(result, config.monitor)
             if _improved(value, best_value, config.monitor):
-                best_value, waited = value, 0
+                best_value, best_epoch, waited = value, result, 0
                 if isinstance(optimizer, FastAdam):
                     optimizer.flush()  # the saved copy must hold every row up to date
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -242,10 +242,9 @@ def fit(
         optimizer.flush()  # bring every embedding row up to date before anyone reads the weights
     if best_state is not None:
         model.load_state_dict(best_state)  # copies into the existing tensors
-        best = max(history, key=lambda h: getattr(h, config.monitor) * (1 if config.monitor == "val_accuracy" else -1))
-        best.best = True
+        best_epoch.best = True
         if progress:
-            tqdm.write(f"restored the weights of epoch {best.epoch} ({config.monitor} {best_value:.4f})")
+            tqdm.write(f"restored the weights of epoch {best_epoch.epoch} ({config.monitor} {best_value:.4f})")
     return history
 
 
