@@ -138,3 +138,10 @@ def test_ctrl_c_ends_the_epoch_early_and_still_saves(data_root, tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert len(config["history"]) == 1 and config["history"][0]["interrupted"]
     assert 0 < config["history"][0]["samples"] < 6000
+    # and a checkpoint to resume from, at the step where it stopped
+    from textrnn.checkpoint import Checkpointer
+
+    checkpoint = Checkpointer(out / "checkpoints").latest()
+    position = checkpoint.state["position"]
+    assert position["epoch"] == 1 and position["seen"] == config["history"][0]["samples"]
+    assert f"textrnn train --resume {out}" in stdout

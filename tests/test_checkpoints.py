@@ -1,0 +1,157 @@
+"""Checkpoints and resume: a run killed at a random step and resumed ends with the weights of a run never
+interrupted; damaged checkpoints are detected and passed over; a run's record says what it ran on."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from textrnn import TextClassifier, TextrnnError
+from textrnn.checkpoint import Checkpointer, read_checkpoint
+
+SMALL_RUN = ["--limit", "1500", "--cell", "gru", "--embedding-dim", "32", "--hidden-size", "16", "--epochs", "3",
+             "--batch-size", "16", "--checkpoint-every", "10", "--dropout", "0.1", "--lr-schedule", "linear",
+             "--weight-decay", "0.01"]
+
+
+def _train_cli(data_root, out, *extra):
+    return [sys.executable, "-m", "textrnn", "-q", "train", "--data-dir", str(data_root / "ag_news_mini"),
+            *SMALL_RUN, "--out", str(out), *extra]
+
+
+def _same_weights(a, b) -> bool:
+    x, y = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
+
+
+def test_sigkill_at_a_random_step_then_resume_gives_the_same_weights(data_root, tmp_path):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    subprocess.run(_train_cli(data_root, whole), check=True, capture_output=True)
+
+    seed = random.randrange(1 << 30)
+    target = random.Random(seed).randrange(20, 200)  # 3 epochs of 94 steps: kill well before the end
+    proc = subprocess.Popen(_train_cli(data_root, killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = killed / "checkpoints"
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        steps = [int(p.name[5:]) for p in checkpoints.glob("step-*")] if checkpoints.is_dir() else []
+        if steps and max(steps) >= target:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, f"the run ended before it could be killed (seed {seed})"
+    assert not (killed / "model.safetensors").exists()
+
+    resumed = subprocess.run([sys.executable, "-m", "textrnn", "-q", "train", "--resume", str(killed)],
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert _same_weights(whole, killed), f"killed at step >= {target} (seed {seed}), resumed, weights differ"
+    record = json.loads((killed / "config.json").read_text())
+    original = json.loads((whole / "config.json").read_text())
+    metrics = ("loss", "accuracy", "val_loss", "val_accuracy")
+    assert [[h[m] for m in metrics] for h in record["history"]] == \
+        [[h[m] for m in metrics] for h in original["history"]]
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(data_root, tmp_path):
+    whole = tmp_path / "whole"
+    subprocess.run(_train_cli(data_root, whole), check=True, capture_output=True)
+    newest, previous = sorted((whole / "checkpoints").glob("step-*"))[-2:][::-1]
+    tensors = newest / "tensors.safetensors"
+    tensors.write_bytes(tensors.read_bytes()[: tensors.stat().st_size // 2])  # truncated mid-write
+    with pytest.raises(TextrnnError, match="corrupted: tensors.safetensors does not match its recorded SHA-256"):
+        read_checkpoint(newest)
+
+    chosen = Checkpointer(whole / "checkpoints").latest()
+    assert chosen.path == previous
+    # resuming from the older checkpoint trains the last steps again and lands on the same weights
+    again = tmp_path / "again"
+    import shutil
+
+    shutil.copytree(whole, again)
+    result = subprocess.run([sys.executable, "-m", "textrnn", "-q", "train", "--resume", str(again)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "corrupted" in result.stderr and "falling back" in result.stderr
+    assert _same_weights(whole, again)
+
+
+@pytest.fixture(scope="module")
+def small_data(ag_news_mini):
+    train, val = ag_news_mini.train.take(400), ag_news_mini.test.take(200)
+    names = ag_news_mini.classes
+    return (train.texts("title"), [names[i] for i in train.labels],
+            (val.texts("title"), [names[i] for i in val.labels]))
+
+
+def _small(tmp_path, **kw):
+    params = dict(cell="lstm", embedding_dim=16, hidden_size=8, epochs=2, batch_size=32, progress=False,
+                  checkpoint_dir=tmp_path / "ck", checkpoint_every=5)
+    return TextClassifier(**{**params, **kw})
+
+
+def test_every_checkpoint_damaged_is_one_clear_error(small_data, tmp_path):
+    X, y, val = small_data
+    _small(tmp_path).fit(X, y, val)
+    paths = Checkpointer(tmp_path / "ck").paths()
+    assert len(paths) == 2  # the newest two are kept
+    (paths[-1] / "state.json").write_text("{not json")
+    (paths[0] / "tokenizer.json").unlink()
+    with pytest.raises(TextrnnError) as error:
+        _small(tmp_path).fit(X, y, val, resume=True)
+    message = str(error.value)
+    assert "no intact checkpoint" in message and "state.json is not valid JSON" in message
+    assert "tokenizer.json is missing" in message
+
+
+def test_a_crash_while_writing_leaves_the_previous_checkpoint(small_data, tmp_path, monkeypatch):
+    X, y, val = small_data
+    _small(tmp_path, epochs=1).fit(X, y, val)
+    before = [p.name for p in Checkpointer(tmp_path / "ck").paths()]
+    import safetensors.torch
+
+    def crash(tensors, path, metadata=None):
+        open(path, "wb").write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", crash)
+    with pytest.raises(OSError, match="disk full"):
+        Checkpointer(tmp_path / "ck").save(999, {"x": torch.zeros(2)}, {})
+    assert [p.name for p in Checkpointer(tmp_path / "ck").paths()] == before
+    assert not [p for p in (tmp_path / "ck").iterdir() if p.name.startswith(".tmp")]
+    read_checkpoint(Checkpointer(tmp_path / "ck").paths()[-1])  # still intact
+
+
+def test_resume_refuses_other_data_or_settings(small_data, tmp_path):
+    X, y, val = small_data
+    _small(tmp_path).fit(X, y, val)
+    with pytest.raises(TextrnnError, match="other settings: lr 0.001 -> 0.01"):
+        _small(tmp_path, lr=0.01).fit(X, y, val, resume=True)
+    with pytest.raises(TextrnnError, match="other train data"):
+        _small(tmp_path).fit(X[:-1] + ["something else"], y, val, resume=True)
+    with pytest.raises(TextrnnError, match="no checkpoint to resume from"):
+        _small(tmp_path, checkpoint_dir=tmp_path / "empty").fit(X, y, val, resume=True)
+
+
+def test_same_seed_same_metrics_and_a_full_run_record(small_data, tmp_path):
+    X, y, val = small_data
+    runs = [TextClassifier(cell="gru", embedding_dim=16, hidden_size=8, epochs=2, dropout=0.2, seed=seed,
+                           progress=False).fit(X, y, val) for seed in (7, 7, 8)]
+    metrics = [[(h.loss, h.accuracy, h.val_loss, h.val_accuracy) for h in r.history_] for r in runs]
+    assert metrics[0] == metrics[1]
+    assert metrics[0] != metrics[2]
+    path = runs[0].save_pretrained(tmp_path / "model")
+    record = json.loads((path / "config.json").read_text())["run"]
+    assert record["params"]["seed"] == 7 and record["params"]["dropout"] == 0.2
+    assert record["versions"]["torch"].split("+")[0] == torch.__version__.split("+")[0]
+    assert {"python", "numpy", "tokenizers", "textrnn"} <= set(record["versions"])
+    assert record["data"]["train"]["rows"] == 400 and len(record["data"]["train"]["sha256"]) == 64
+    assert record["data"]["validation"]["sha256"] != record["data"]["train"]["sha256"]
