@@ -155,3 +155,12 @@ def test_same_seed_same_metrics_and_a_full_run_record(small_data, tmp_path):
     assert {"python", "numpy", "tokenizers", "textrnn"} <= set(record["versions"])
     assert record["data"]["train"]["rows"] == 400 and len(record["data"]["train"]["sha256"]) == 64
     assert record["data"]["validation"]["sha256"] != record["data"]["train"]["sha256"]
+
+
+def test_a_fresh_run_clears_an_earlier_runs_checkpoints(small_data, tmp_path):
+    X, y, val = small_data
+    _small(tmp_path, epochs=2).fit(X, y, val)
+    assert Checkpointer(tmp_path / "ck").paths()[-1].name == "step-00000026"  # 2 epochs of 13 batches
+    _small(tmp_path, epochs=1).fit(X, y, val)
+    # otherwise a resume would pick the earlier run's step 26 over this run's step 13
+    assert [p.name for p in Checkpointer(tmp_path / "ck").paths()] == ["step-00000010", "step-00000013"]

@@ -145,3 +145,37 @@ def test_ctrl_c_ends_the_epoch_early_and_still_saves(data_root, tmp_path):
     position = checkpoint.state["position"]
     assert position["epoch"] == 1 and position["seen"] == config["history"][0]["samples"]
     assert f"textrnn train --resume {out}" in stdout
+
+
+def test_compare_prints_runs_side_by_side(trained_model, data_root, tmp_path, capsys):
+    import shutil
+
+    other = tmp_path / "other"
+    code, _, _ = run_cli(capsys, "train", "--data-dir", str(data_root / "ag_news_mini"), "--limit", "600",
+                         "--cell", "gru", "--hidden-size", "8", "--embedding-dim", "16", "--epochs", "1",
+                         "--tensorboard", "--out", str(other))
+    assert code == 0
+    with_metrics = tmp_path / "bilstm"
+    shutil.copytree(trained_model, with_metrics)
+    code, _, _ = run_cli(capsys, "evaluate", str(with_metrics), "--data-dir", str(data_root / "ag_news_mini"),
+                         "--out", str(with_metrics))
+    assert code == 0
+    code, out, _ = run_cli(capsys, "compare", str(with_metrics), str(other))
+    assert code == 0
+    lines = {line.split("  ")[0]: line for line in out.splitlines()}
+    assert "bilstm" in lines["run"] and "other" in lines["run"]
+    assert "BiLSTM 2x64" in lines["model"] and "BiGRU 1x8" in lines["model"]
+    code, out, _ = run_cli(capsys, "compare", "--json", str(with_metrics), str(other))
+    rows = json.loads(out)
+    metrics = json.loads((with_metrics / "metrics.json").read_text())
+    assert rows[0]["test accuracy"] == metrics["accuracy"] and "test accuracy" not in rows[1]
+    assert rows[1]["epochs run"] == 1 and 0 < rows[1]["val accuracy"] < 1
+    # --tensorboard wrote event files TensorBoard reads back, one point per epoch
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(other / "tensorboard"))
+    events.Reload()
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr"} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Scalars("val_accuracy")] == [1]
+    code, _, err = run_cli(capsys, "compare", str(tmp_path / "nothing"))
+    assert code == 2 and "not a textrnn model directory" in err

@@ -91,6 +91,13 @@ class Checkpointer:
             return []
         return sorted(p for p in self.directory.iterdir() if p.is_dir() and p.name.startswith("step-"))
 
+    def clear(self) -> int:
+        """Remove every checkpoint (a fresh run starting where an earlier one left its own); how many there were."""
+        paths = self.paths()
+        for path in paths:
+            shutil.rmtree(path, ignore_errors=True)
+        return len(paths)
+
     def save(self, step: int, tensors: dict[str, torch.Tensor], state: dict) -> Path:
         from safetensors.torch import save_file
 

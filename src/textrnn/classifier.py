@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -26,6 +27,8 @@ from .errors import TextrnnError
 from .models import ModelConfig, RNNClassifier, count_parameters, summary
 from .training import EpochResult, TrainConfig, evaluate_loss_accuracy, fit, predict_logits, resolve_device
 from .vectorizer import load_vectorizer, make_vectorizer
+
+log = logging.getLogger("textrnn")
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -305,6 +308,10 @@ class TextClassifier:
             self._check_same_run(checkpoint.state["run"], record, checkpoint.path)
             self.vectorizer_ = load_vectorizer(checkpoint.path / TOKENIZER_FILE, self.tokenizer, self.max_tokens)
         else:
+            if checkpointer is not None and checkpointer.paths():
+                # an earlier run's checkpoints would look newer than this run's first ones to a later resume
+                log.warning("starting afresh: removing %d checkpoint(s) of an earlier run in %s",
+                            checkpointer.clear(), checkpointer.directory)
             source = _check_texts(adapt_texts, "adapt_texts") if adapt_texts is not None else texts
             if self.adapt_limit is not None:
                 source = source[: self.adapt_limit]
@@ -510,7 +517,9 @@ class TextClassifier:
                 raise TextrnnError(f"{directory} is not a textrnn model: {name} is missing")
         try:
             config = json.loads((directory / CONFIG_FILE).read_text())
-            params = {k: v for k, v in config["params"].items() if k != "device"}
+            # where the run checkpointed and logged belongs to that run, not to the loaded model
+            params = {k: v for k, v in config["params"].items()
+                      if k not in ("device", "checkpoint_dir", "tensorboard_dir")}
             model_config = ModelConfig(**config["model"])
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise TextrnnError(f"{directory / CONFIG_FILE} is not a valid textrnn config: {exc}") from None

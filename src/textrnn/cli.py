@@ -294,6 +294,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"saved {out} (validation accuracy {kept.val_accuracy:.4f}"
           f"{f', the weights of epoch {kept.epoch}' if kept is not last else ''}"
           f"{', training interrupted' if last.interrupted else ''})")
+    if getattr(clf, "embedding_coverage_", None):
+        from .embeddings import format_coverage
+
+        print(f"pretrained vectors {format_coverage(clf.embedding_coverage_)}")
     if last.interrupted and not args.no_checkpoints:
         print(f"to continue where it stopped: textrnn train --resume {out}")
     return 0

