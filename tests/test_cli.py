@@ -157,8 +157,8 @@ def test_compare_prints_runs_side_by_side(trained_model, data_root, tmp_path, ca
     assert code == 0
     with_metrics = tmp_path / "bilstm"
     shutil.copytree(trained_model, with_metrics)
-    code, _, _ = run_cli(capsys, "evaluate", str(with_metrics), "--data-dir", str(data_root / "ag_news_mini"),
-                         "--out", str(with_metrics))
+    # no --data-dir: evaluate reads the test split from where the model's training read its data
+    code, _, _ = run_cli(capsys, "evaluate", str(with_metrics), "--out", str(with_metrics))
     assert code == 0
     code, out, _ = run_cli(capsys, "compare", str(with_metrics), str(other))
     assert code == 0
@@ -169,6 +169,7 @@ def test_compare_prints_runs_side_by_side(trained_model, data_root, tmp_path, ca
     rows = json.loads(out)
     metrics = json.loads((with_metrics / "metrics.json").read_text())
     assert rows[0]["test accuracy"] == metrics["accuracy"] and "test accuracy" not in rows[1]
+    assert metrics["n"] == 1600 and sum(map(sum, metrics["confusion_matrix"])) == 1600
     assert rows[1]["epochs run"] == 1 and 0 < rows[1]["val accuracy"] < 1
     # --tensorboard wrote event files TensorBoard reads back, one point per epoch
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -151,6 +151,18 @@ def test_cli_trains_on_sst2_and_reports_unseen_labels(data_root, tmp_path):
     assert metrics["unseen_labels"] == {"neutral": 2} and metrics["n"] == 1
 
 
+def test_evaluate_defaults_to_the_runs_own_test_file(data_root, tmp_path):
+    sst2 = data_root / "sst2"
+    out = tmp_path / "model"
+    subprocess.run([sys.executable, "-m", "textrnn", "-q", "train", "--train", str(sst2 / "train.csv.gz"),
+                    "--test", str(sst2 / "test.csv.gz"), "--val-split", "0.1", "--limit", "1000", "--epochs", "1",
+                    "--hidden-size", "8", "--no-checkpoints", "--out", str(out)], check=True, capture_output=True)
+    result = subprocess.run([sys.executable, "-m", "textrnn", "evaluate", str(out), "--json"],
+                            capture_output=True, text=True, cwd=tmp_path)  # elsewhere: the recorded path is absolute
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["n"] == 1821  # sst2's test split
+
+
 BAD_INPUTS = {
     "missing file": (None, ["--train", "{dir}/nope.csv", "--val-split", "0.5"], "no such file"),
     "missing column": ("label,text\na,x\nb,y\n", ["--label-column", "topic"], "no column 'topic'"),

@@ -309,7 +309,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     clf = TextClassifier.from_pretrained(args.model)
     if not (args.dataset or args.test):
-        args.dataset = clf.metadata.get("dataset") if clf.metadata.get("dataset") in DATASET_NAMES else None
+        # the test split of what the model was trained on, read from where training read it
+        trained_on = clf.metadata.get("cli") or {}
+        if trained_on.get("test") and not trained_on.get("dataset"):
+            args.test = trained_on["test"]
+            for flag in ("format", "label_column", "text_column", "header"):
+                if getattr(args, flag) is None:
+                    setattr(args, flag, trained_on.get(flag))
+        elif clf.metadata.get("dataset") in DATASET_NAMES:
+            args.dataset = clf.metadata["dataset"]
+            args.data_dir = args.data_dir or trained_on.get("data_dir")
     dataset = load_data(args, training=False)
     text = args.text or clf.metadata.get("text") or dataset.text
     test = dataset.test.take(args.limit)

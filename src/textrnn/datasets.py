@@ -141,11 +141,8 @@ def _limit(split: Split, limit: int | None) -> Split:
 
 
 def md5sum(path: Path) -> str:
-    digest = hashlib.md5()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "md5").hexdigest()
 
 
 def download_file(url: str, dest: Path, md5: str, timeout: float = 60.0) -> None:
