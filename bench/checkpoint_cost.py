@@ -4,8 +4,8 @@
 
 The lesson's BiLSTM on ag_news_mini (6,000 rows, batch 16: 375 steps an epoch), textrnn's fast path. Each
 checkpoint writes the weights, Adam's two moments and the embedding's catch-up record (about 33 MB for this
-model) and hashes it. Prints each run's time as a ratio against the run without checkpoints (after a warm-up run); both runs end with
-identical weights (checked), since checkpointing must not change what is trained.
+model) and hashes it. Prints each run's time as a ratio against the run without checkpoints (after a warm-up
+run); both runs end with identical weights (checked), since checkpointing must not change what is trained.
 """
 
 from __future__ import annotations
