@@ -165,6 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--out", required=True, help="vector file to write: word2vec binary for .bin, text otherwise")
     e.set_defaults(func=cmd_embeddings_train)
+    e = esub.add_parser("coverage", help="how much of a dataset's vocabulary and training tokens a set of word "
+                        "vectors covers (the vocabulary `train` would build)")
+    e.add_argument("vectors", help="glove-6b-50d or a word2vec/GloVe file")
+    _add_data_flags(e)
+    e.add_argument("--max-tokens", type=int, default=20000, help="vocabulary size (default %(default)s)")
+    e.add_argument("--missing", type=int, default=10, metavar="N", help="list the N most frequent words without a "
+                   "vector (default %(default)s)")
+    e.set_defaults(func=cmd_embeddings_coverage)
 
     p = sub.add_parser("datasets", help="list the built-in datasets and where each is found")
     p.set_defaults(func=cmd_datasets)
@@ -350,6 +358,27 @@ def cmd_embeddings_train(args: argparse.Namespace) -> int:
                              skip_gram=not args.cbow, seed=args.seed)
     path = save_vectors(vectors, args.out)
     print(f"saved {len(vectors.words):,} vectors of {vectors.dim} dimensions to {path}")
+    return 0
+
+
+def cmd_embeddings_coverage(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .embeddings import coverage_report, format_coverage, load_vectors, match
+    from .vectorizer import Vectorizer
+
+    dataset = load_data(args)
+    texts = dataset.train.texts(args.text or dataset.text)
+    vectorizer = Vectorizer(args.max_tokens).adapt(texts)
+    ids, _ = vectorizer.encode_flat(texts)
+    counts = np.bincount(ids, minlength=vectorizer.vocab_size)
+    vocabulary = vectorizer.vocabulary
+    vectors = load_vectors(args.vectors)
+    position = match(vocabulary, vectors)
+    print(f"{dataset.name}: {format_coverage(coverage_report(position, vectors, counts))}")
+    missing = [vocabulary[i] for i in np.flatnonzero(position[2:] < 0) + 2][: args.missing]  # most frequent first
+    if missing:
+        print(f"most frequent words without a vector: {', '.join(missing)}")
     return 0
 
 

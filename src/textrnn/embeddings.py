@@ -98,6 +98,30 @@ def load_vectors(source: str | Path) -> WordVectors:
     return WordVectors(list(kv.index_to_key), np.asarray(kv.vectors, dtype=np.float32), str(path))
 
 
+def match(vocabulary: Sequence[str], vectors: WordVectors) -> np.ndarray:
+    """For each vocabulary entry, the row of its vector in `vectors`, or -1 (padding and OOV always -1)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    words = pa.array(list(vectors.words), type=pa.large_string())
+    position = pc.index_in(pa.array(list(vocabulary), type=pa.large_string()), value_set=words)
+    position = pc.fill_null(position, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    position[:2] = -1  # padding and out-of-vocabulary are never words
+    return position
+
+
+def coverage_report(position: np.ndarray, vectors: WordVectors, token_counts: np.ndarray | None = None) -> dict:
+    """How many vocabulary words have a vector, and (given how often each id occurs) what share of tokens."""
+    found = position >= 0
+    words_total = len(position) - 2
+    coverage = {"source": vectors.source, "dim": vectors.dim, "vocabulary_words": int(words_total),
+                "words_found": int(found.sum()), "word_coverage": float(found.sum() / max(words_total, 1))}
+    if token_counts is not None:
+        counts = np.asarray(token_counts, dtype=np.float64)[: len(position)]
+        coverage["token_coverage"] = float(counts[found].sum() / max(counts.sum(), 1))
+    return coverage
+
+
 def align(vocabulary: Sequence[str], vectors: WordVectors, token_counts: np.ndarray | None = None,
           seed: int = 0) -> tuple[np.ndarray, dict]:
     """An embedding matrix for `vocabulary` (id order) and a coverage report.
@@ -106,15 +130,8 @@ def align(vocabulary: Sequence[str], vectors: WordVectors, token_counts: np.ndar
     distribution with the found vectors' mean and spread, so they start on the same scale; padding (id 0) is
     zero. `token_counts[i]`, how often id i occurs in the training texts, adds the share of tokens covered.
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    words = pa.array(list(vectors.words), type=pa.large_string())
-    position = pc.index_in(pa.array(list(vocabulary), type=pa.large_string()), value_set=words)
-    position = pc.fill_null(position, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-    found = position >= 0
-    found[:2] = False  # padding and out-of-vocabulary are never words
-    rows = np.flatnonzero(found)
+    position = match(vocabulary, vectors)
+    rows = np.flatnonzero(position >= 0)
     if len(rows) == 0:
         raise TextrnnError(f"none of the vocabulary's words has a vector in {vectors.source}")
     hits = np.asarray(vectors.vectors[position[rows]], dtype=np.float32)
@@ -122,13 +139,7 @@ def align(vocabulary: Sequence[str], vectors: WordVectors, token_counts: np.ndar
     matrix = rng.normal(hits.mean(0), hits.std(0), size=(len(vocabulary), vectors.dim)).astype(np.float32)
     matrix[rows] = hits
     matrix[0] = 0.0
-    words_total = len(vocabulary) - 2
-    coverage = {"source": vectors.source, "dim": vectors.dim, "vocabulary_words": int(words_total),
-                "words_found": int(found.sum()), "word_coverage": float(found.sum() / max(words_total, 1))}
-    if token_counts is not None:
-        counts = np.asarray(token_counts, dtype=np.float64)[: len(vocabulary)]
-        coverage["token_coverage"] = float(counts[found].sum() / max(counts.sum(), 1))
-    return matrix, coverage
+    return matrix, coverage_report(position, vectors, token_counts)
 
 
 def format_coverage(coverage: dict) -> str:
