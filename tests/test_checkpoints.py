@@ -61,27 +61,32 @@ def test_sigkill_at_a_random_step_then_resume_gives_the_same_weights(data_root, 
         [[h[m] for m in metrics] for h in original["history"]]
 
 
-def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(data_root, tmp_path):
-    whole = tmp_path / "whole"
+def test_ctrl_c_checkpoints_and_a_damaged_newest_checkpoint_falls_back(data_root, tmp_path):
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
     subprocess.run(_train_cli(data_root, whole), check=True, capture_output=True)
-    newest, previous = sorted((whole / "checkpoints").glob("step-*"))[-2:][::-1]
+    assert [p.name for p in (whole / "checkpoints").iterdir()] == ["step-00000282"]  # a finished run keeps its last
+
+    proc = subprocess.Popen(_train_cli(data_root, stopped), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list((stopped / "checkpoints").glob("step-*")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)  # Ctrl-C: stop after this step, checkpoint, validate, save
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert f"textrnn train --resume {stopped}" in stdout
+    newest, previous = sorted((stopped / "checkpoints").glob("step-*"))[-2:][::-1]
+
     tensors = newest / "tensors.safetensors"
     tensors.write_bytes(tensors.read_bytes()[: tensors.stat().st_size // 2])  # truncated mid-write
     with pytest.raises(TextrnnError, match="corrupted: tensors.safetensors does not match its recorded SHA-256"):
         read_checkpoint(newest)
+    assert Checkpointer(stopped / "checkpoints").latest().path == previous
 
-    chosen = Checkpointer(whole / "checkpoints").latest()
-    assert chosen.path == previous
-    # resuming from the older checkpoint trains the last steps again and lands on the same weights
-    again = tmp_path / "again"
-    import shutil
-
-    shutil.copytree(whole, again)
-    result = subprocess.run([sys.executable, "-m", "textrnn", "-q", "train", "--resume", str(again)],
+    result = subprocess.run([sys.executable, "-m", "textrnn", "-q", "train", "--resume", str(stopped)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "corrupted" in result.stderr and "falling back" in result.stderr
-    assert _same_weights(whole, again)
+    assert _same_weights(whole, stopped)  # resumed from the checkpoint before the Ctrl-C one, same end
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +106,12 @@ def _small(tmp_path, **kw):
 def test_every_checkpoint_damaged_is_one_clear_error(small_data, tmp_path):
     X, y, val = small_data
     _small(tmp_path).fit(X, y, val)
+    final = Checkpointer(tmp_path / "ck").paths()
+    assert len(final) == 1  # a finished run keeps only its final checkpoint
+    import shutil
+
+    shutil.copytree(final[0], tmp_path / "ck" / "step-00000001")
     paths = Checkpointer(tmp_path / "ck").paths()
-    assert len(paths) == 2  # the newest two are kept
     (paths[-1] / "state.json").write_text("{not json")
     (paths[0] / "tokenizer.json").unlink()
     with pytest.raises(TextrnnError) as error:
@@ -163,4 +172,4 @@ def test_a_fresh_run_clears_an_earlier_runs_checkpoints(small_data, tmp_path):
     assert Checkpointer(tmp_path / "ck").paths()[-1].name == "step-00000026"  # 2 epochs of 13 batches
     _small(tmp_path, epochs=1).fit(X, y, val)
     # otherwise a resume would pick the earlier run's step 26 over this run's step 13
-    assert [p.name for p in Checkpointer(tmp_path / "ck").paths()] == ["step-00000010", "step-00000013"]
+    assert [p.name for p in Checkpointer(tmp_path / "ck").paths()] == ["step-00000013"]

@@ -111,7 +111,10 @@ def test_vector_problems_are_clear_errors(sst2, tmp_path):
         TextClassifier(freeze_embeddings=True, progress=False).fit(texts, labels)
 
 
-def test_resume_with_pretrained_vectors_restores_them(sst2, tmp_path):
+def test_resume_with_pretrained_vectors_restores_them(sst2, tmp_path, monkeypatch):
+    from textrnn.checkpoint import Checkpointer
+
+    monkeypatch.setattr(Checkpointer, "prune", lambda self, keep: None)  # keep the mid-run checkpoints
     texts, labels = sst2.train.texts()[:600], sst2.train.labels[:600]
     kw = dict(embeddings="glove-6b-50d", hidden_size=8, epochs=2, progress=False, checkpoint_dir=tmp_path / "ck",
               checkpoint_every=7)

@@ -8,7 +8,8 @@ A checkpoint is one directory, `checkpoints/step-00000123/` (123 optimizer steps
                          stopping), the run's own record, and the SHA-256 of every other file
 
 It is written into a temporary directory and renamed into place when complete, and the oldest are deleted only
-after a new one has landed, so the previous good checkpoint survives a crash in mid-write. `latest()` checks
+after a new one has landed, so the previous good checkpoint survives a crash in mid-write. A run that finishes
+keeps only its final checkpoint. `latest()` checks
 each file against its recorded digest and falls back, newest first, to the first checkpoint that passes,
 saying why it passed over any other. No pickles: tensors go to safetensors, everything else to JSON.
 """
@@ -117,9 +118,13 @@ class Checkpointer:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
-        for old in self.paths()[: -self.keep]:
-            shutil.rmtree(old, ignore_errors=True)
+        self.prune(self.keep)
         return target
+
+    def prune(self, keep: int) -> None:
+        """Delete all but the newest `keep` checkpoints."""
+        for old in self.paths()[: -keep]:
+            shutil.rmtree(old, ignore_errors=True)
 
     def latest(self) -> Checkpoint | None:
         """The newest checkpoint that reads back intact; None if there is none at all.

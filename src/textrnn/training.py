@@ -365,6 +365,8 @@ def fit(
             run.finished = run.finished or run.epoch > config.epochs
             save_checkpoint()
 
+    if checkpoints is not None and run.finished:
+        checkpoints.prune(1)  # the final checkpoint is complete; the ones before it are no longer a fallback
     if isinstance(optimizer, FastAdam):
         optimizer.flush()  # bring every embedding row up to date before anyone reads the weights
     if best_state is not None:
