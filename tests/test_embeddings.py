@@ -126,6 +126,7 @@ def test_resume_with_pretrained_vectors_restores_them(sst2, tmp_path, monkeypatc
     resumed = TextClassifier(**kw).fit(texts, labels, resume=True)
     a, b = whole.model_.state_dict(), resumed.model_.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.embedding_coverage_ == whole.embedding_coverage_  # still reported, from the run's record
 
 
 def test_cli_coverage_names_the_words_without_vectors(data_root):

@@ -288,6 +288,8 @@ class TextClassifier:
             raise TextrnnError("the training labels hold only one class: a classifier needs at least two")
         if self.embeddings is not None and self.tokenizer != "word":
             raise TextrnnError(f"pretrained word vectors need the word tokenizer, not {self.tokenizer!r}")
+        if self.freeze_embeddings and self.embeddings is None:
+            raise TextrnnError("freeze_embeddings keeps pretrained vectors fixed: give embeddings too")
         train_config = self._train_config()
         val_texts = val_y = None
         if validation_data is not None:
@@ -306,6 +308,10 @@ class TextClassifier:
             if checkpoint is None:
                 raise TextrnnError(f"no checkpoint to resume from in {self.checkpoint_dir}")
             self._check_same_run(checkpoint.state["run"], record, checkpoint.path)
+            coverage = checkpoint.state["run"]["metadata"].get("embedding_coverage")
+            if coverage is not None:  # reported when the run began; the checkpoint holds the vectors since
+                self.embedding_coverage_ = coverage
+                self.metadata["embedding_coverage"] = record["metadata"]["embedding_coverage"] = coverage
             self.vectorizer_ = load_vectorizer(checkpoint.path / TOKENIZER_FILE, self.tokenizer, self.max_tokens)
         else:
             if checkpointer is not None and checkpointer.paths():
@@ -320,24 +326,21 @@ class TextClassifier:
         train = self._corpus(texts)
 
         vectors = None
-        if self.embeddings is not None and checkpoint is None:
+        if self.embeddings is not None and checkpoint is None:  # a checkpoint holds the vectors already
             from .embeddings import load_vectors
 
             vectors = load_vectors(self.embeddings)
             if self.embedding_dim is not None and self.embedding_dim != vectors.dim:
                 raise TextrnnError(f"embedding_dim is {self.embedding_dim} but the vectors in {self.embeddings} "
                                    f"have {vectors.dim} dimensions: leave embedding_dim unset or make them agree")
-        elif self.embeddings is not None:
-            vectors = None  # the checkpoint holds the weights; only the dimension is needed
         vocab_size = None if self.tokenizer == "word" else self.vectorizer_.vocab_size
         embedding_dim = vectors.dim if vectors is not None else (
             checkpoint.tensors["model.embedding.weight"].shape[1] if checkpoint is not None else None)
         model = self.build(len(names), vocab_size, embedding_dim)
         if vectors is not None:
             self._load_vectors(model, vectors, train)
+            record["metadata"]["embedding_coverage"] = self.embedding_coverage_
         if self.freeze_embeddings:
-            if self.embeddings is None:
-                raise TextrnnError("freeze_embeddings keeps pretrained vectors fixed: give embeddings too")
             model.embedding.weight.requires_grad_(False)
         self.model_ = model
 
