@@ -173,3 +173,17 @@ def test_a_fresh_run_clears_an_earlier_runs_checkpoints(small_data, tmp_path):
     _small(tmp_path, epochs=1).fit(X, y, val)
     # otherwise a resume would pick the earlier run's step 26 over this run's step 13
     assert [p.name for p in Checkpointer(tmp_path / "ck").paths()] == ["step-00000013"]
+
+
+def test_a_finished_run_trains_on_to_more_epochs_as_if_never_stopped(small_data, tmp_path):
+    X, y, val = small_data
+    _small(tmp_path, epochs=2).fit(X, y, val)
+    extended = _small(tmp_path, epochs=3).fit(X, y, val, resume=True)
+    straight = _small(tmp_path / "straight", epochs=3).fit(X, y, val)
+    a, b = extended.model_.state_dict(), straight.model_.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [h.epoch for h in extended.history_] == [1, 2, 3]
+    # a linear schedule decays to zero at the last epoch: more epochs would be another run
+    _small(tmp_path / "linear", epochs=2, lr_schedule="linear").fit(X, y, val)
+    with pytest.raises(TextrnnError, match="other settings: epochs 2 -> 3"):
+        _small(tmp_path / "linear", epochs=3, lr_schedule="linear").fit(X, y, val, resume=True)

@@ -63,4 +63,4 @@ def test_wordpiece_model_learns_sst2(sst2):
     clf = TextClassifier(tokenizer="wordpiece", max_tokens=8000, embedding_dim=32, hidden_size=32, epochs=3,
                          progress=False, seed=0)
     clf.fit(sst2.train.texts(), sst2.train.labels)
-    assert clf.score(sst2.validation.texts(), sst2.validation.labels) > 0.70  # chance is 0.51
+    assert clf.score(sst2.validation.texts(), sst2.validation.labels) > 0.70  # chance 0.51; measured 0.78-0.79

@@ -34,7 +34,7 @@ log = logging.getLogger("textrnn")
 
 TENSORS_FILE = "tensors.safetensors"
 STATE_FILE = "state.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the position records stopped_early instead of finished
 
 
 def sha256_file(path: Path) -> str:
@@ -157,8 +157,11 @@ def read_checkpoint(path: Path) -> Checkpoint:
         raise TextrnnError(f"checkpoint {path} is incomplete: {STATE_FILE} is missing") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise TextrnnError(f"checkpoint {path} is corrupted: {STATE_FILE} is not valid JSON ({exc})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION or "files" not in state:
-        raise TextrnnError(f"checkpoint {path} is not a textrnn checkpoint of format {FORMAT_VERSION}")
+    if not isinstance(state, dict) or "files" not in state:
+        raise TextrnnError(f"checkpoint {path} is not a textrnn checkpoint")
+    if state.get("format") != FORMAT_VERSION:
+        raise TextrnnError(f"checkpoint {path} has format {state.get('format')}, this textrnn reads format "
+                           f"{FORMAT_VERSION}: resume it with the textrnn version that wrote it")
     for name, digest in state["files"].items():
         file = path / name
         if not file.is_file():

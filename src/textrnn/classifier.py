@@ -274,7 +274,8 @@ class TextClassifier:
 
         resume: continue the run whose checkpoints are in `checkpoint_dir`, exactly where it stopped (True: from
         its newest intact checkpoint; or a `checkpoint.Checkpoint` already read). The data and the
-        hyperparameters must be the run's own (its record says what they were).
+        hyperparameters must be the run's own (its record says what they were), except `epochs`, which may
+        grow to train a finished run further (not with the linear schedule, whose decay depends on it).
         """
         from .checkpoint import Checkpoint, Checkpointer
 
@@ -401,8 +402,11 @@ class TextClassifier:
                 "metadata": dict(self.metadata)}
 
     def _check_same_run(self, saved: dict, now: dict, where: Path) -> None:
+        may_change = set(RESUMABLE_CHANGES)
+        if now["params"]["lr_schedule"] != "linear":
+            may_change.add("epochs")  # more (or fewer) epochs continue the same run; a linear schedule's would not
         changed = [f"{k} {saved['params'].get(k)!r} -> {v!r}" for k, v in now["params"].items()
-                   if k not in RESUMABLE_CHANGES and saved["params"].get(k) != v]
+                   if k not in may_change and saved["params"].get(k) != v]
         if changed:
             raise TextrnnError(f"the checkpoint {where} belongs to a run with other settings: {', '.join(changed)}")
         for split, info in saved["data"].items():

@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("run directory: the model, its checkpoints and logs")
     g.add_argument("--out", help="model directory to write (default: textrnn-model)")
     g.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly where it stopped (crash, "
-                   "Ctrl-C), from its newest intact checkpoint, with its own settings and data")
+                   "Ctrl-C), from its newest intact checkpoint, with its own settings and data; with --epochs N, "
+                   "train a finished run on to N epochs (not with --lr-schedule linear)")
     g.add_argument("--checkpoint-every", type=int, metavar="STEPS", help="checkpoint every STEPS optimizer steps "
                    f"as well as after every epoch (default {DEFAULT_CHECKPOINT_EVERY})")
     g.add_argument("--no-checkpoints", action="store_true", help="write no checkpoints (no --resume then)")
@@ -254,7 +255,7 @@ def _resumed_args(args: argparse.Namespace):
     from .checkpoint import Checkpointer
 
     given = [name for name in MODEL_FLAGS + TRAIN_FLAGS + DATA_FLAGS + ("preset", "out", "checkpoint_every")
-             if getattr(args, name, None) is not None and name != "device"]
+             if getattr(args, name, None) is not None and name not in ("device", "epochs")]
     if given:
         raise TextrnnError(f"--resume continues a run with its own settings; drop --{given[0].replace('_', '-')}")
     directory = Path(args.resume)
@@ -266,8 +267,9 @@ def _resumed_args(args: argparse.Namespace):
         raise TextrnnError(f"{checkpoint.path} was not written by `textrnn train`; resume it from Python")
     resumed = argparse.Namespace(**{**saved, "out": str(directory), "quiet": args.quiet, "debug": args.debug,
                                     "resume": str(directory), "func": args.func})
-    if args.device is not None:
-        resumed.device = args.device
+    for name in ("device", "epochs"):  # where it runs, and (constant or plateau schedules) how long
+        if getattr(args, name) is not None:
+            setattr(resumed, name, getattr(args, name))
     return resumed, checkpoint
 
 

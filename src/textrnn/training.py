@@ -199,7 +199,10 @@ class _RunState:
     best_value: float | None = None
     best_epoch: int | None = None
     waited: int = 0
-    finished: bool = False
+    stopped_early: bool = False  # early stopping ended the run (more epochs would not resume it)
+
+    def finished(self, epochs: int) -> bool:
+        return self.stopped_early or self.epoch > epochs
 
 
 def _snapshot(model, optimizer, scheduler, run: _RunState, history, best_state) -> tuple[dict, dict]:
@@ -271,7 +274,9 @@ def fit(
     if resume is not None:
         run, history, best_state = _restore(resume, model, optimizer, scheduler)
         if progress:
-            where = "finished" if run.finished else f"epoch {run.epoch}, after {run.step} of {steps_per_epoch} steps"
+            where = ("stopped early; more epochs would not continue it" if run.stopped_early
+                     else "finished" if run.finished(config.epochs)
+                     else f"epoch {run.epoch}, after {run.step} of {steps_per_epoch} steps")
             tqdm.write(f"resuming from {resume.path} ({where})")
 
     def save_checkpoint() -> None:
@@ -279,7 +284,7 @@ def fit(
             checkpoints.save(run.global_step, *_snapshot(model, optimizer, scheduler, run, history, best_state))
 
     with _DeferredInterrupt() as interrupt:
-        while not run.finished and run.epoch <= config.epochs:
+        while not run.finished(config.epochs):
             epoch = run.epoch
             if run.epoch_rng is None:
                 run.epoch_rng = rng.bit_generator.state
@@ -356,16 +361,15 @@ def fit(
                 else:
                     run.waited += 1
                     if run.waited >= config.early_stopping:
-                        run.finished = True
+                        run.stopped_early = True
                         if progress:
                             tqdm.write(f"early stopping: {config.monitor} has not improved for {run.waited} epoch(s)")
             # the next epoch starts from the RNG as this one left it
             run.epoch, run.step, run.epoch_rng = epoch + 1, 0, rng.bit_generator.state
             run.loss_sum, run.correct, run.seen = 0.0, 0, 0
-            run.finished = run.finished or run.epoch > config.epochs
             save_checkpoint()
 
-    if checkpoints is not None and run.finished:
+    if checkpoints is not None and run.finished(config.epochs):
         checkpoints.prune(1)  # the final checkpoint is complete; the ones before it are no longer a fallback
     if isinstance(optimizer, FastAdam):
         optimizer.flush()  # bring every embedding row up to date before anyone reads the weights
