@@ -153,7 +153,7 @@ def test_compare_prints_runs_side_by_side(trained_model, data_root, tmp_path, ca
     other = tmp_path / "other"
     code, _, _ = run_cli(capsys, "train", "--data-dir", str(data_root / "ag_news_mini"), "--limit", "600",
                          "--cell", "gru", "--hidden-size", "8", "--embedding-dim", "16", "--epochs", "1",
-                         "--tensorboard", "--out", str(other))
+                         "--batch-size", "16", "--tensorboard", "--out", str(other))
     assert code == 0
     with_metrics = tmp_path / "bilstm"
     shutil.copytree(trained_model, with_metrics)
@@ -178,5 +178,6 @@ def test_compare_prints_runs_side_by_side(trained_model, data_root, tmp_path, ca
     events.Reload()
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr"} <= set(events.Tags()["scalars"])
     assert [e.step for e in events.Scalars("val_accuracy")] == [1]
+    assert [e.step for e in events.Scalars("step/loss")] == [1, 26]  # every 25 of the 38 steps
     code, _, err = run_cli(capsys, "compare", str(tmp_path / "nothing"))
     assert code == 2 and "not a textrnn model directory" in err

@@ -346,10 +346,11 @@ class TextClassifier:
         self.model_ = model
 
         validation = (self._corpus(val_texts), val_y) if val_texts is not None else None
-        on_epoch_end, writer = self._tensorboard()
+        on_epoch_end, on_steps, writer = self._tensorboard()
         try:
             history = fit(model, train, y, train_config, validation, progress=self.progress,
-                          checkpoints=checkpointer, resume=checkpoint, on_epoch_end=on_epoch_end)
+                          checkpoints=checkpointer, resume=checkpoint, on_epoch_end=on_epoch_end,
+                          on_steps=on_steps)
         finally:
             if writer is not None:
                 writer.close()
@@ -373,9 +374,10 @@ class TextClassifier:
             print(format_coverage(coverage), file=sys.stderr)
 
     def _tensorboard(self):
-        """(on_epoch_end callback, writer) logging each epoch's metrics to `tensorboard_dir`; (None, None) if unset."""
+        """(on_epoch_end, on_steps, writer): callbacks logging each epoch's metrics, and the running training
+        metrics every 25 steps (as "step/..."), to `tensorboard_dir`; all None if it is unset."""
         if self.tensorboard_dir is None:
-            return None, None
+            return None, None, None
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
@@ -390,7 +392,11 @@ class TextClassifier:
                     writer.add_scalar(name, value, result.epoch)
             writer.flush()
 
-        return log_epoch, writer
+        def log_steps(step: int, running: dict) -> None:
+            for name, value in running.items():
+                writer.add_scalar(f"step/{name}", value, step)
+
+        return log_epoch, log_steps, writer
 
     def _run_record(self, texts, y, val_texts, val_y, names) -> dict:
         """What a run directory records: every setting, the versions, and checksums of the data it read."""

@@ -250,12 +250,14 @@ def fit(
     checkpoints=None,
     resume=None,
     on_epoch_end: Callable[[EpochResult], None] | None = None,
+    on_steps: Callable[[int, dict], None] | None = None,
 ) -> list[EpochResult]:
     """Train `model` in place; returns one result per epoch run.
 
     checkpoints: a `checkpoint.Checkpointer`: save at the end of every epoch, every `every_steps` steps and on
         Ctrl-C. resume: a `checkpoint.Checkpoint` of this same run to continue from, exactly where it stood.
-    on_epoch_end: called with each epoch's result (TensorBoard logging, say).
+    on_epoch_end: called with each epoch's result (TensorBoard logging, say); on_steps: called every 25 steps
+        with the step number and the epoch's running loss, accuracy and learning rate.
     """
     from tqdm.auto import tqdm
 
@@ -321,6 +323,9 @@ def fit(
                 bar.update(n)
                 if step % 25 == 0:
                     bar.set_postfix(loss=f"{total_loss.item() / seen:.4f}", acc=f"{correct.item() / seen:.4f}")
+                    if on_steps is not None:
+                        on_steps(run.global_step, {"loss": total_loss.item() / seen, "accuracy": correct.item() / seen,
+                                                   "lr": optimizer.param_groups[0]["lr"]})
                 if interrupt.requested:
                     interrupted = True
                     break
