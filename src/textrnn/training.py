@@ -1,7 +1,9 @@
 """The training loop: Adam, cross-entropy, accuracy; validation after each epoch, as the lesson does.
 
-Read top to bottom: pick the batches, run forward and backward, step, report. Ctrl-C ends the current epoch
-early; the model trained so far is kept, validated and returned, so the caller can still save it.
+Read top to bottom: pick the batches, run forward and backward, step, report, checkpoint. Ctrl-C stops after
+the current step and checkpoints; the model trained so far is kept, validated and returned, so the caller can
+still save it. A checkpoint holds everything the loop's position depends on (weights, optimizer, RNGs, the
+epoch's data order and running totals), so a resumed run takes exactly the steps the original would have.
 """
 
 from __future__ import annotations
