@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Sequence
@@ -64,22 +65,23 @@ def write_history_csv(history: list[dict], path: Path) -> None:
         writer.writerows(history)
 
 
+def _link_or_copy(source: str | Path, target: str | Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # a filesystem without hard links
+        shutil.copy2(source, target)
+
+
 def _carry_over(old: Path, new: Path) -> None:
     """Hard-link into `new` whatever `old` holds that a save does not write (checkpoints, evaluation reports),
     so replacing a model directory keeps them; the old directory keeps its links until it is removed."""
     for entry in old.iterdir():
         if (new / entry.name).exists() or entry.name.startswith("."):
             continue
-        try:
-            if entry.is_dir():
-                shutil.copytree(entry, new / entry.name, copy_function=os.link)
-            else:
-                os.link(entry, new / entry.name)
-        except OSError:  # a filesystem without hard links: copy
-            if entry.is_dir():
-                shutil.copytree(entry, new / entry.name, dirs_exist_ok=True)
-            else:
-                shutil.copy2(entry, new / entry.name)
+        if entry.is_dir():
+            shutil.copytree(entry, new / entry.name, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(entry, new / entry.name)
 
 
 def _check_texts(texts: Any, what: str = "texts") -> list[str]:
@@ -311,8 +313,7 @@ class TextClassifier:
             self._check_same_run(checkpoint.state["run"], record, checkpoint.path)
             coverage = checkpoint.state["run"]["metadata"].get("embedding_coverage")
             if coverage is not None:  # reported when the run began; the checkpoint holds the vectors since
-                self.embedding_coverage_ = coverage
-                self.metadata["embedding_coverage"] = record["metadata"]["embedding_coverage"] = coverage
+                self.embedding_coverage_ = self.metadata["embedding_coverage"] = coverage
             self.vectorizer_ = load_vectorizer(checkpoint.path / TOKENIZER_FILE, self.tokenizer, self.max_tokens)
         else:
             if checkpointer is not None and checkpointer.paths():
@@ -340,7 +341,6 @@ class TextClassifier:
         model = self.build(len(names), vocab_size, embedding_dim)
         if vectors is not None:
             self._load_vectors(model, vectors, train)
-            record["metadata"]["embedding_coverage"] = self.embedding_coverage_
         if self.freeze_embeddings:
             model.embedding.weight.requires_grad_(False)
         self.model_ = model
@@ -366,11 +366,8 @@ class TextClassifier:
         matrix, coverage = align(self.vectorizer_.vocabulary[: model.config.vocab_size], vectors, counts, self.seed)
         with torch.no_grad():
             model.embedding.weight[: len(matrix)] = torch.from_numpy(matrix)
-        self.embedding_coverage_ = coverage
-        self.metadata["embedding_coverage"] = coverage
+        self.embedding_coverage_ = self.metadata["embedding_coverage"] = coverage
         if self.progress:
-            import sys
-
             print(format_coverage(coverage), file=sys.stderr)
 
     def _tensorboard(self):
@@ -404,8 +401,9 @@ class TextClassifier:
         if val_texts is not None:
             data["validation"] = {"rows": len(val_texts), "sha256": fingerprint(val_texts, val_y.tolist())}
         params = {k: v for k, v in self.get_params().items() if k != "progress"}
+        # the metadata itself, not a copy: what fit adds to it (embedding coverage) belongs to the record too
         return {"params": params, "labels": list(names), "data": data, "versions": versions(),
-                "metadata": dict(self.metadata)}
+                "metadata": self.metadata}
 
     def _check_same_run(self, saved: dict, now: dict, where: Path) -> None:
         may_change = set(RESUMABLE_CHANGES)

@@ -139,6 +139,7 @@ def compare_runs(directories) -> list[dict[str, Any]]:
     from pathlib import Path
 
     from .errors import TextrnnError
+    from .models import CELL_NAMES
 
     rows = []
     for directory in map(Path, directories):
@@ -151,7 +152,7 @@ def compare_runs(directories) -> list[dict[str, Any]]:
         except (json.JSONDecodeError, KeyError) as exc:
             raise TextrnnError(f"{config_path} is not a valid textrnn config: {exc}") from None
         kept = next((h for h in history if h.get("best")), history[-1] if history else {})
-        cell = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}.get(model.get("cell"), model.get("cell"))
+        cell = CELL_NAMES.get(model.get("cell"), model.get("cell"))
         shape = f"{'Bi' if model.get('bidirectional') else ''}{cell} {model.get('layers')}x{model.get('hidden_size')}"
         row = {
             "run": directory.name,

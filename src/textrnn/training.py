@@ -274,7 +274,7 @@ def fit(
     rng = np.random.default_rng(config.seed)
     if (config.early_stopping or schedule_every == "epoch") and validation is None:
         raise TextrnnError("early stopping and the plateau schedule watch a validation metric: give validation data")
-    run, history, best_state = _RunState(), [], None
+    run, history, best_state = _RunState(epoch_rng=rng.bit_generator.state), [], None
     if resume is not None:
         run, history, best_state = _restore(resume, model, optimizer, scheduler)
         if progress:
@@ -287,18 +287,15 @@ def fit(
         if checkpoints is not None:
             checkpoints.save(run.global_step, *_snapshot(model, optimizer, scheduler, run, history, best_state))
 
+    every = checkpoints.every_steps if checkpoints is not None else None
+
     with _DeferredInterrupt() as interrupt:
         while not run.finished(config.epochs):
             epoch = run.epoch
-            if run.epoch_rng is None:
-                run.epoch_rng = rng.bit_generator.state
             rng.bit_generator.state = run.epoch_rng  # a resumed epoch draws the same batches again
             model.train()
-            total_loss = torch.tensor(run.loss_sum, dtype=torch.float64)
-            correct = torch.tensor(run.correct, dtype=torch.long)
-            seen = run.seen
             interrupted = False
-            bar = tqdm(total=len(train), initial=seen, unit="samples", desc=f"epoch {epoch}/{config.epochs}",
+            bar = tqdm(total=len(train), initial=run.seen, unit="samples", desc=f"epoch {epoch}/{config.epochs}",
                        disable=not progress, dynamic_ncols=True, leave=True,
                        mininterval=0.1 if sys.stderr.isatty() else 5.0)  # logs get a line every 5 s, not a flood
             start = time.perf_counter()
@@ -317,33 +314,32 @@ def fit(
                     scheduler.step()
 
                 n = len(rows)
-                seen += n
-                total_loss += loss.detach().double().cpu() * n
-                correct += (logits.detach().argmax(1) == target).sum().cpu()
-                run.global_step += 1
-                run.step, run.loss_sum, run.correct, run.seen = step + 1, total_loss.item(), correct.item(), seen
+                run.step, run.global_step, run.seen = step + 1, run.global_step + 1, run.seen + n
+                run.loss_sum += loss.item() * n
+                run.correct += int((logits.detach().argmax(1) == target).sum())
                 bar.update(n)
                 if step % 25 == 0:
-                    bar.set_postfix(loss=f"{total_loss.item() / seen:.4f}", acc=f"{correct.item() / seen:.4f}")
+                    bar.set_postfix(loss=f"{run.loss_sum / run.seen:.4f}", acc=f"{run.correct / run.seen:.4f}")
                     if on_steps is not None:
-                        on_steps(run.global_step, {"loss": total_loss.item() / seen, "accuracy": correct.item() / seen,
+                        on_steps(run.global_step, {"loss": run.loss_sum / run.seen, "accuracy": run.correct / run.seen,
                                                    "lr": optimizer.param_groups[0]["lr"]})
                 if interrupt.requested:
                     interrupted = True
                     break
-                every = checkpoints.every_steps if checkpoints is not None else None
                 if every and run.global_step % every == 0 and run.step < steps_per_epoch:  # epoch ends save anyway
                     save_checkpoint()
             seconds = time.perf_counter() - start
-            bar.set_postfix(loss=f"{total_loss.item() / max(seen, 1):.4f}", acc=f"{correct.item() / max(seen, 1):.4f}")
+            seen = run.seen
+            epoch_loss, epoch_accuracy = run.loss_sum / max(seen, 1), run.correct / max(seen, 1)
+            bar.set_postfix(loss=f"{epoch_loss:.4f}", acc=f"{epoch_accuracy:.4f}")
             bar.close()
             if interrupted:
                 save_checkpoint()  # before validation, which a resumed run will do in its own time
                 log.warning("interrupted: stopped epoch %d after %d samples; the model is kept%s", epoch, seen,
                             f", and a checkpoint to resume from is in {checkpoints.directory}" if checkpoints else "")
 
-            result = EpochResult(epoch, total_loss.item() / max(seen, 1), correct.item() / max(seen, 1), seen,
-                                 seconds, interrupted=interrupted, lr=optimizer.param_groups[0]["lr"])
+            result = EpochResult(epoch, epoch_loss, epoch_accuracy, seen, seconds, interrupted=interrupted,
+                                 lr=optimizer.param_groups[0]["lr"])
             if validation is not None:
                 result.val_loss, result.val_accuracy = evaluate_loss_accuracy(model, *validation)
             history.append(result)

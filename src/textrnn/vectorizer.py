@@ -266,8 +266,7 @@ def make_vectorizer(kind: str = "word", max_tokens: int = 20000) -> Vectorizer:
 
 def load_vectorizer(path: str | Path, kind: str = "word", max_tokens: int | None = None) -> Vectorizer:
     """Read a tokenizer.json written by a vectorizer of `kind`."""
-    vectorizer = make_vectorizer(kind, 3)
-    loaded = Vectorizer.load(path, max_tokens)
-    vectorizer.max_tokens = loaded.max_tokens
+    loaded = Vectorizer.load(path, max_tokens)  # reads and checks the file
+    vectorizer = make_vectorizer(kind, loaded.max_tokens)
     vectorizer._tokenizer = loaded._tokenizer
     return vectorizer
