@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from textrnn import TextClassifier, load_ag_news  # noqa: E402
-from textrnn.presets import PRESETS  # noqa: E402
+from textrnn.lesson.presets import PRESETS  # noqa: E402
 
 PATHS = {"plain": dict(batching="shuffle", optimizer="adam"), "fast": dict(batching="bucket", optimizer="auto"),
          "fast-bf16": dict(batching="bucket", optimizer="auto", precision="bf16")}

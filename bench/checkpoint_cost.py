@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from textrnn import TextClassifier, load_ag_news
-from textrnn.presets import get_preset
+from textrnn.lesson.presets import get_preset
 
 HERE = Path(__file__).resolve().parent
 
@@ -50,7 +50,7 @@ def main() -> None:
     for every in args.every:
         with tempfile.TemporaryDirectory() as tmp:
             written = []
-            from textrnn import checkpoint as ck
+            from textrnn.training import checkpoints as ck
 
             original = ck.Checkpointer.save
 

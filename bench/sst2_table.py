@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from textrnn import TextClassifier, load_dataset
-from textrnn.embeddings import save_vectors, train_word2vec
+from textrnn.text.embeddings import save_vectors, train_word2vec
 
 HERE = Path(__file__).resolve().parent
 

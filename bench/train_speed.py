@@ -48,8 +48,8 @@ def load_corpus(rows: int):
     # outside every timed region, so that runs time training, not process start-up.
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
     from textrnn import Vectorizer
-    from textrnn.datasets import read_ag_news_csv
-    from textrnn.presets import PRESETS
+    from textrnn.data.datasets import read_ag_news_csv
+    from textrnn.lesson.presets import PRESETS
 
     test = read_ag_news_csv(DATA / "test.csv.gz").take(rows)
     vectorizer = Vectorizer(20000).adapt(test.columns["title"][:2000])
@@ -73,8 +73,8 @@ def run_textrnn(name: str, batch: int, rows: int, precision: str = "fp32") -> di
     import numpy as np
     import torch
 
-    from textrnn.batching import TokenizedCorpus
-    from textrnn.classifier import TextClassifier
+    from textrnn.data.batching import TokenizedCorpus
+    from textrnn.estimator import TextClassifier
     from textrnn.training import TrainConfig, fit
 
     presets, test, vectorizer = load_corpus(rows)
@@ -83,7 +83,7 @@ def run_textrnn(name: str, batch: int, rows: int, precision: str = "fp32") -> di
     model = TextClassifier(**preset.params).build(4)
     config = TrainConfig(batch_size=batch, epochs=1, seed=0, precision=precision)
     start = time.perf_counter()
-    fit(model, corpus, np.asarray(test.labels), config, progress=False)
+    fit(model, corpus, np.asarray(test.labels), config)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "samples": len(corpus), "tokens": int(corpus.lengths.sum()),
             "flops_per_token": matmul_flops(preset), "threads": torch.get_num_threads()}
@@ -177,7 +177,7 @@ def run_inference(name: str, rows: int) -> dict:
     import statistics
 
 
-    from textrnn.classifier import TextClassifier
+    from textrnn.estimator import TextClassifier
 
     presets, test, vectorizer = load_corpus(rows)
     preset = presets[name]
@@ -257,7 +257,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = 2000 if args.quick else 7600
     sys.path.insert(0, str(ROOT / "src"))
-    from textrnn.presets import PRESETS
+    from textrnn.lesson.presets import PRESETS
 
     names = args.only or list(PRESETS)
     keras_live = have_tensorflow()

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from textrnn import TextClassifier, TextrnnError
-from textrnn.checkpoint import Checkpointer, read_checkpoint
+from textrnn.training.checkpoints import Checkpointer, read_checkpoint
 
 SMALL_RUN = ["--limit", "1500", "--cell", "gru", "--embedding-dim", "32", "--hidden-size", "16", "--epochs", "3",
              "--batch-size", "16", "--checkpoint-every", "10", "--dropout", "0.1", "--lr-schedule", "linear",
@@ -54,8 +54,8 @@ def test_sigkill_at_a_random_step_then_resume_gives_the_same_weights(data_root, 
                              capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert _same_weights(whole, killed), f"killed at step >= {target} (seed {seed}), resumed, weights differ"
-    record = json.loads((killed / "config.json").read_text())
-    original = json.loads((whole / "config.json").read_text())
+    record = json.loads((killed / "trainer_state.json").read_text())
+    original = json.loads((whole / "trainer_state.json").read_text())
     metrics = ("loss", "accuracy", "val_loss", "val_accuracy")
     assert [[h[m] for m in metrics] for h in record["history"]] == \
         [[h[m] for m in metrics] for h in original["history"]]
@@ -158,7 +158,7 @@ def test_same_seed_same_metrics_and_a_full_run_record(small_data, tmp_path):
     assert metrics[0] == metrics[1]
     assert metrics[0] != metrics[2]
     path = runs[0].save_pretrained(tmp_path / "model")
-    record = json.loads((path / "config.json").read_text())["run"]
+    record = json.loads((path / "trainer_state.json").read_text())["run"]
     assert record["params"]["seed"] == 7 and record["params"]["dropout"] == 0.2
     assert record["versions"]["torch"].split("+")[0] == torch.__version__.split("+")[0]
     assert {"python", "numpy", "tokenizers", "textrnn"} <= set(record["versions"])

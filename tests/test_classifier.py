@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from textrnn import TextClassifier, TextrnnError
-from textrnn.presets import PRESETS
+from textrnn.lesson.presets import PRESETS
 
 # Measured on ag_news_mini: the lesson's BiLSTM reaches 0.80-0.83 validation accuracy after 2 epochs with
 # bucketed batches (seeds 0-2). Chance is 0.25; the bar sits a few points under the worst seed seen.
@@ -38,7 +38,7 @@ def test_save_load_predict_gives_identical_probabilities(small_model, ag_news_mi
     before = small_model.predict_proba(texts)
     out = small_model.save_pretrained(tmp_path / "model")
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "history.csv", "model.safetensors",
-                                                      "tokenizer.json", "training.png"]
+                                                      "tokenizer.json", "trainer_state.json", "training.png"]
     assert (out / "history.csv").read_text().splitlines()[0].startswith("epoch,loss,accuracy")
     config = json.loads((out / "config.json").read_text())
     assert config["labels"] == ["World", "Sports", "Business", "Sci/Tech"]

@@ -34,7 +34,7 @@ def test_train_evaluate_predict_end_to_end(trained_model, data_root, capsys):
 
     report = trained_model.parent / "report"
     code, out, _ = run_cli(capsys, "evaluate", str(trained_model), "--data-dir", str(data_root / "ag_news_mini"),
-                           "--out", str(report))
+                           "--report", str(report))
     assert code == 0 and "accuracy" in out and "confusion matrix" in out and "Sci/Tech" in out
     saved = json.loads((report / "metrics.json").read_text())
     assert saved["confusion_matrix"] == metrics["confusion_matrix"]
@@ -135,11 +135,11 @@ def test_ctrl_c_ends_the_epoch_early_and_still_saves(data_root, tmp_path):
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr
     assert "interrupted" in seen + stderr and "training interrupted" in stdout
-    config = json.loads((out / "config.json").read_text())
+    config = json.loads((out / "trainer_state.json").read_text())
     assert len(config["history"]) == 1 and config["history"][0]["interrupted"]
     assert 0 < config["history"][0]["samples"] < 6000
     # and a checkpoint to resume from, at the step where it stopped
-    from textrnn.checkpoint import Checkpointer
+    from textrnn.training.checkpoints import Checkpointer
 
     checkpoint = Checkpointer(out / "checkpoints").latest()
     position = checkpoint.state["position"]
@@ -158,7 +158,7 @@ def test_compare_prints_runs_side_by_side(trained_model, data_root, tmp_path, ca
     with_metrics = tmp_path / "bilstm"
     shutil.copytree(trained_model, with_metrics)
     # no --data-dir: evaluate reads the test split from where the model's training read its data
-    code, _, _ = run_cli(capsys, "evaluate", str(with_metrics), "--out", str(with_metrics))
+    code, _, _ = run_cli(capsys, "evaluate", str(with_metrics), "--report", str(with_metrics))
     assert code == 0
     code, out, _ = run_cli(capsys, "compare", str(with_metrics), str(other))
     assert code == 0
@@ -180,4 +180,32 @@ def test_compare_prints_runs_side_by_side(trained_model, data_root, tmp_path, ca
     assert [e.step for e in events.Scalars("val_accuracy")] == [1]
     assert [e.step for e in events.Scalars("step/loss")] == [1, 26]  # every 25 of the 38 steps
     code, _, err = run_cli(capsys, "compare", str(tmp_path / "nothing"))
-    assert code == 2 and "not a textrnn model directory" in err
+    assert code == 2 and "no model directory at" in err
+
+
+def test_max_len_zero_is_a_one_line_error(data_root):
+    result = subprocess.run([sys.executable, "-m", "textrnn", "train", "--data-dir", str(data_root / "ag_news_mini"),
+                             "--limit", "200", "--max-len", "0", "--no-checkpoints", "--out", "/nonexistent/x"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == "textrnn: error: max_len must be at least 1 token, got 0"
+    assert "Traceback" not in result.stderr
+
+
+def test_predict_into_a_closed_pipe_ends_quietly(trained_model, tmp_path):
+    texts = tmp_path / "many.txt"
+    texts.write_text("Stocks fell as oil hit a record\n" * 20000)
+    result = subprocess.run(f"{sys.executable} -m textrnn predict {trained_model} --file {texts} | head -n 1",
+                            shell=True, capture_output=True, text=True)
+    assert len(result.stdout.splitlines()) == 1 and result.stdout.startswith("Business\t")
+    assert "Traceback" not in result.stderr and "BrokenPipeError" not in result.stderr
+
+
+def test_saving_leaves_matplotlibs_backend_alone(trained_model, tmp_path):
+    code = ("import matplotlib; matplotlib.use('svg'); from textrnn import TextClassifier; "
+            f"TextClassifier.from_pretrained({str(trained_model)!r}).save_pretrained({str(tmp_path / 'copy')!r}); "
+            "import matplotlib.pyplot as plt; print(matplotlib.get_backend(), len(plt.get_fignums()))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["svg", "0"]
+    assert (tmp_path / "copy" / "training.png").read_bytes().startswith(b"\x89PNG")

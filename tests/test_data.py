@@ -5,7 +5,7 @@ import urllib.error
 import pytest
 
 from textrnn import DataError, load_ag_news
-from textrnn import datasets as data_module
+from textrnn.data import datasets as data_module
 
 
 def test_reads_the_canonical_layout(data_root):

@@ -2,6 +2,7 @@
 reported, vectors aligned to the right words, frozen or fine-tuned."""
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from textrnn import TextClassifier, TextrnnError, load_dataset
-from textrnn.embeddings import align, load_vectors, save_vectors, train_word2vec
+from textrnn.text.embeddings import align, load_vectors, save_vectors, train_word2vec
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +62,12 @@ def test_frozen_vectors_stay_exactly_as_loaded(sst2, glove):
 def test_word2vec_trains_saves_and_initialises(sst2, tmp_path):
     texts = sst2.train.texts()
     vectors = train_word2vec(texts, dim=24, epochs=3)
+    gensim_logger = logging.getLogger("gensim")
+    gensim_logger.setLevel(logging.INFO)  # the caller's choice, which saving must not override
     for name in ("vectors.bin", "vectors.txt", "vectors.txt.gz"):
         loaded = load_vectors(save_vectors(vectors, tmp_path / name))
         assert loaded.words == vectors.words and np.allclose(loaded.vectors, vectors.vectors, atol=1e-6)
+    assert gensim_logger.level == logging.INFO
     # words used alike end up alike: "good" is nearer "great" than "boring"
     v = dict(zip(vectors.words, vectors.vectors))
 
@@ -79,7 +83,7 @@ def test_word2vec_trains_saves_and_initialises(sst2, tmp_path):
 def test_cli_embeddings_train_then_train_with_them(data_root, tmp_path):
     vectors = tmp_path / "sst2.bin"
     subprocess.run([sys.executable, "-m", "textrnn", "-q", "embeddings", "train", "--dataset", "sst2", "--data-dir",
-                    str(data_root / "sst2"), "--dim", "16", "--epochs", "2", "--out", str(vectors)], check=True)
+                    str(data_root / "sst2"), "--dim", "16", "--epochs", "2", "--save", str(vectors)], check=True)
     result = subprocess.run([sys.executable, "-m", "textrnn", "-q", "train", "--dataset", "sst2", "--data-dir",
                              str(data_root / "sst2"), "--limit", "1500", "--embeddings", str(vectors),
                              "--hidden-size", "8", "--epochs", "1", "--no-checkpoints", "--out", str(tmp_path / "m")],
@@ -88,7 +92,8 @@ def test_cli_embeddings_train_then_train_with_them(data_root, tmp_path):
     assert "vocabulary words have vectors (100.0%)" in result.stdout  # trained on these very texts
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["model"]["embedding_dim"] == 16
-    assert config["metadata"]["embedding_coverage"]["word_coverage"] == 1.0
+    run = json.loads((tmp_path / "m" / "trainer_state.json").read_text())["run"]
+    assert run["embedding_coverage"]["word_coverage"] == 1.0
 
 
 def test_vector_problems_are_clear_errors(sst2, tmp_path):
@@ -112,7 +117,7 @@ def test_vector_problems_are_clear_errors(sst2, tmp_path):
 
 
 def test_resume_with_pretrained_vectors_restores_them(sst2, tmp_path, monkeypatch):
-    from textrnn.checkpoint import Checkpointer
+    from textrnn.training.checkpoints import Checkpointer
 
     monkeypatch.setattr(Checkpointer, "prune", lambda self, keep: None)  # keep the mid-run checkpoints
     texts, labels = sst2.train.texts()[:600], sst2.train.labels[:600]

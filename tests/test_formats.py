@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from textrnn import DataError, TextClassifier, TextrnnError, load_dataset, load_files
-from textrnn.data import read_labelled
+from textrnn.data.files import read_labelled
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,7 @@ def test_bbc_news_loads_offline_from_the_installed_package():
 
 
 def test_imdb_trains_with_truncation(data_root):
-    from textrnn.data import stratified_split
+    from textrnn.data.files import stratified_split
 
     ds = load_dataset("imdb", data_root / "imdb", limit=2000)
     assert sorted(set(ds.train.labels)) == ["neg", "pos"]
@@ -125,7 +125,7 @@ def test_imdb_trains_with_truncation(data_root):
 def test_truncation_keeps_head_tail_or_both():
     import numpy as np
 
-    from textrnn.batching import truncate
+    from textrnn.data.batching import truncate
 
     seq = np.arange(10)
     assert truncate(seq, 4, "head").tolist() == [0, 1, 2, 3]

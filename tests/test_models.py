@@ -5,7 +5,7 @@ import torch
 
 from textrnn import TextClassifier
 from textrnn.models import ModelConfig, RNNClassifier, count_parameters, summary
-from textrnn.presets import PRESETS
+from textrnn.lesson.presets import PRESETS
 
 
 def _batch(lengths, vocab=60, seed=0):
@@ -53,7 +53,7 @@ def test_empty_text_gives_the_zero_state_like_a_fully_masked_keras_rnn():
     tokens, lengths = _batch([4, 0, 2])
     with torch.no_grad():
         logits = model(tokens, lengths)
-    assert torch.allclose(logits[1], model.classifier.bias)
+    assert torch.allclose(logits[1], model.head.bias)
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -75,15 +75,50 @@ def test_preset_parameter_counts_match_the_lesson(name):
 def test_gru_counts_agree_with_keras_reset_after():
     model = RNNClassifier(ModelConfig(100, 4, "gru", 8, 5, 1, False))
     # Keras GRU(5, reset_after=True) on 8 inputs: 3*(8*5 + 5*5) + 2*3*5 = 225
-    assert sum(p.numel() for p in model.rnn.parameters()) == 225
+    assert sum(p.numel() for p in model.encoder.rnn.parameters()) == 225
     assert count_parameters(model)["keras"] == count_parameters(model)["pytorch"]
 
 
 def test_keras_initialisation():
     model = RNNClassifier(ModelConfig(1000, 4, "lstm", 16, 8, 1, False))
     assert model.embedding.weight.abs().max() <= 0.05
-    bias = model.rnn.bias_ih_l0.detach()
-    assert model.rnn.bias_hh_l0.abs().sum() == 0
+    bias = model.encoder.rnn.bias_ih_l0.detach()
+    assert model.encoder.rnn.bias_hh_l0.abs().sum() == 0
     assert torch.equal(bias[8:16], torch.ones(8)) and bias[:8].abs().sum() == 0
-    w = model.rnn.weight_hh_l0.detach()  # (4H, H) with orthonormal columns
+    w = model.encoder.rnn.weight_hh_l0.detach()  # (4H, H) with orthonormal columns
     assert torch.allclose(w.T @ w, torch.eye(8), atol=1e-5)
+
+
+@pytest.mark.parametrize("pooling", ["max", "mean", "concat"])
+@pytest.mark.parametrize("cell,bidirectional,layers", [("lstm", True, 2), ("gru", False, 1), ("rnn", True, 1)])
+def test_pooling_over_steps_keeps_masking_exact(pooling, cell, bidirectional, layers):
+    torch.manual_seed(0)
+    config = ModelConfig(60, 4, cell, 12, 10, layers, bidirectional, 0.0, mask=True, pooling=pooling)
+    model = RNNClassifier(config).eval()
+    tokens, lengths = _batch(LENGTHS["many lengths"])
+    with torch.no_grad():
+        batched = model(tokens, lengths)
+        alone = torch.cat([model(tokens[i : i + 1, :n], lengths[i : i + 1]) for i, n in enumerate(lengths.tolist())])
+        steps = model.encoder(tokens, lengths, steps=True)
+    assert torch.allclose(batched, alone, atol=1e-5, rtol=0)
+    assert model.head.in_features == (3 if pooling == "concat" else 1) * config.state_size
+    assert steps.steps.shape == (len(lengths), int(lengths.max()), config.state_size)
+    # the step outputs are in token order: the forward half of the last real step is the final state's
+    n = int(lengths[0])
+    assert torch.allclose(steps.steps[0, n - 1, : config.hidden_size], steps.final[0, : config.hidden_size])
+
+
+def test_the_encoder_gives_each_steps_state_for_an_empty_text_too():
+    model = RNNClassifier(ModelConfig(60, 4, "lstm", 12, 10, 1, True, 0.0, mask=True, pooling="concat")).eval()
+    tokens, lengths = _batch([4, 0, 2])
+    with torch.no_grad():
+        logits = model(tokens, lengths)
+    assert torch.allclose(logits[1], model.head.bias)  # nothing read: every pooled vector is zero
+
+
+@pytest.mark.parametrize("cell,bidirectional,layers", CASES)
+@pytest.mark.parametrize("pooling", ["last", "concat"])
+def test_weight_shapes_are_known_without_building_the_network(cell, bidirectional, layers, pooling):
+    config = ModelConfig(60, 5, cell, 12, 10, layers, bidirectional, 0.0, mask=True, pooling=pooling)
+    built = {k: tuple(v.shape) for k, v in RNNClassifier(config).state_dict().items()}
+    assert RNNClassifier.weight_shapes(config) == built

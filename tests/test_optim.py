@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from textrnn.optim import FastAdam
+from textrnn.training.optim import FastAdam
 
 
 def _model():

@@ -8,7 +8,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from textrnn import TextClassifier, load_dataset
-from textrnn.vectorizer import TOKENIZERS, load_vectorizer, make_vectorizer
+from textrnn.text.vectorizer import TOKENIZERS, load_vectorizer, make_vectorizer
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_model_with_other_tokenizer_saves_and_loads(sst2, tmp_path, kind):
                          max_len=200, progress=False).fit(texts, labels)
     assert clf.model_.config.vocab_size == clf.vectorizer_.vocab_size  # a learned vocabulary gets its own size
     path = clf.save_pretrained(tmp_path / "model")
-    assert json.loads((path / "config.json").read_text())["vectorizer"]["type"] == kind
+    assert json.loads((path / "config.json").read_text())["tokenizer"]["type"] == kind
     loaded = TextClassifier.from_pretrained(path)
     dev = sst2.validation.texts()[:200]
     assert np.array_equal(loaded.predict_proba(dev), clf.predict_proba(dev))

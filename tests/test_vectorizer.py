@@ -72,7 +72,7 @@ def test_fast_encoding_matches_the_tokenizers_library(name, data_root):
 
 @pytest.mark.parametrize("keep", ["head", "tail", "both"])
 def test_flat_truncation_matches_row_by_row(keep):
-    from textrnn.batching import TokenizedCorpus, truncate
+    from textrnn.data.batching import TokenizedCorpus, truncate
 
     rows = [np.arange(n) + 10 * n for n in (0, 1, 3, 7, 12)]
     flat = TokenizedCorpus.from_flat(np.concatenate(rows), np.array([len(r) for r in rows]), 5, keep)

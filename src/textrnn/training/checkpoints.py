@@ -2,10 +2,11 @@
 
 A checkpoint is one directory, `checkpoints/step-00000123/` (123 optimizer steps done), holding
 
-    tensors.safetensors  model weights, optimizer moments, the best epoch's weights (early stopping), torch's RNG
+    tensors.safetensors  model weights, optimizer moments, torch's RNG, callbacks' tensors (the best epoch's
+                         weights, for early stopping)
     tokenizer.json       the vocabulary (any other files the caller adds)
-    state.json           where the run stands (epoch, step, the data-order RNG, scheduler, history, early
-                         stopping), the run's own record, and the SHA-256 of every other file
+    state.json           where the run stands (epoch, step, the data-order RNG, scheduler, history, callbacks'
+                         state), the run's own record, and the SHA-256 of every other file
 
 It is written into a temporary directory and renamed into place when complete, and the oldest are deleted only
 after a new one has landed, so the previous good checkpoint survives a crash in mid-write. A run that finishes
@@ -28,13 +29,16 @@ from typing import Callable
 
 import torch
 
-from .errors import TextrnnError
+from ..errors import TextrnnError
 
 log = logging.getLogger("textrnn")
 
 TENSORS_FILE = "tensors.safetensors"
 STATE_FILE = "state.json"
-FORMAT_VERSION = 2  # 2: the position records stopped_early instead of finished
+CHECKPOINTS_DIR = "checkpoints"  # inside a run's directory
+# 2: the position records stopped_early instead of finished; 3: the network's weights under encoder./head.,
+# early stopping's state under callbacks
+FORMAT_VERSION = 3
 
 
 def sha256_file(path: Path) -> str:

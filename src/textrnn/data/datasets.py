@@ -18,8 +18,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .data import Dataset, Split, check_labels, read_labelled, stratified_split
-from .errors import DataError, TextrnnError
+from .files import Dataset, Split, check_labels, read_labelled, stratified_split
+from ..errors import DataError, TextrnnError
 
 log = logging.getLogger("textrnn")
 

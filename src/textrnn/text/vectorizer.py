@@ -28,13 +28,16 @@ import numpy as np
 from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers
 from tokenizers.models import WordLevel
 
-from .errors import TextrnnError
+from ..errors import TextrnnError
 
 TOKENIZERS = ("word", "char", "wordpiece", "bpe")
+TOKENIZER_MODELS = {"word": "WordLevel", "char": "WordLevel", "wordpiece": "WordPiece", "bpe": "BPE"}  # tokenizers' own
 PAD_TOKEN = "[PAD]"  # Keras calls it "" — standardization can never produce either, so they never collide
 OOV_TOKEN = "[UNK]"
 PAD_ID = 0
 OOV_ID = 1
+# The lesson's TextVectorization(max_tokens=20000): rows of the embedding table, padding and OOV included.
+DEFAULT_MAX_TOKENS = 20000
 
 # Keras's DEFAULT_STRIP_REGEX, character for character.
 KERAS_PUNCTUATION = r'[!"#$%&()\*\+,\-\./:;<=>?@\[\\\]^_`{|}~\']'
@@ -44,7 +47,7 @@ def _standardizer() -> normalizers.Normalizer:
     return normalizers.Sequence([normalizers.Lowercase(), normalizers.Replace(Regex(KERAS_PUNCTUATION), "")])
 
 
-def _arrow_tokens(texts: Sequence[str]):
+def arrow_tokens(texts: Sequence[str]):
     """Standardize and split `texts` with Arrow kernels: (all tokens as one Arrow array, tokens per text)."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -69,7 +72,7 @@ class Vectorizer:
         Size of the vocabulary *including* padding (0) and out-of-vocabulary (1), as in Keras.
     """
 
-    def __init__(self, max_tokens: int = 20000):
+    def __init__(self, max_tokens: int = DEFAULT_MAX_TOKENS):
         if max_tokens < 3:
             raise TextrnnError(f"max_tokens must be at least 3 (padding, out-of-vocabulary and one word), "
                                f"got {max_tokens}")
@@ -83,7 +86,7 @@ class Vectorizer:
         """Build the vocabulary from `texts`: the `max_tokens - 2` most frequent tokens."""
         import pyarrow.compute as pc
 
-        tokens, _ = _arrow_tokens(list(texts))
+        tokens, _ = arrow_tokens(list(texts))
         counts = pc.value_counts(tokens)
         if len(counts) == 0:
             raise TextrnnError("cannot build a vocabulary: the texts to adapt on contain no tokens")
@@ -138,7 +141,7 @@ class Vectorizer:
             # ids are positions in this array; "[PAD]" and "[UNK]" can never come out of standardization
             by_id = sorted(self.tokenizer.get_vocab().items(), key=lambda kv: kv[1])
             self._vocab_array = pa.array([token for token, _ in by_id], type=pa.large_string())
-        tokens, lengths = _arrow_tokens(texts)
+        tokens, lengths = arrow_tokens(texts)
         ids = pc.fill_null(pc.index_in(tokens, value_set=self._vocab_array), OOV_ID)
         return ids.to_numpy(zero_copy_only=False).astype(np.int64), lengths
 
@@ -170,8 +173,15 @@ class Vectorizer:
             raise TextrnnError(f"no tokenizer file at {path}")
         try:
             tokenizer = Tokenizer.from_file(str(path))
-        except Exception as exc:  # the Rust side raises plain Exception on a bad file
-            raise TextrnnError(f"cannot read tokenizer file {path}: {exc}") from None
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # the Rust side raises Exception on a bad file, and a PanicException (a
+            # BaseException) on some malformed ones
+            raise TextrnnError(f"cannot read tokenizer file {path}: {' '.join(str(exc).split())[:300]}") from None
+        vocab = tokenizer.get_vocab()
+        if vocab.get(PAD_TOKEN) != PAD_ID or vocab.get(OOV_TOKEN) != OOV_ID:
+            raise TextrnnError(f"{path} is not a textrnn tokenizer: {PAD_TOKEN} must be id {PAD_ID} and {OOV_TOKEN} "
+                               f"id {OOV_ID}")
         vectorizer = cls(max_tokens=max_tokens or tokenizer.get_vocab_size())
         vectorizer._tokenizer = tokenizer
         return vectorizer
@@ -231,7 +241,7 @@ class SubwordVectorizer(_TrainedVectorizer):
     in all. Lowercased, accents stripped, split on whitespace and punctuation first (BERT's normalizer and
     pre-tokenizer); a word is cut into the longest pieces in the vocabulary, so rare words stay readable."""
 
-    def __init__(self, max_tokens: int = 20000, algorithm: str = "wordpiece"):
+    def __init__(self, max_tokens: int = DEFAULT_MAX_TOKENS, algorithm: str = "wordpiece"):
         super().__init__(max_tokens)
         if algorithm not in ("wordpiece", "bpe"):
             raise TextrnnError(f"unknown subword algorithm {algorithm!r}: wordpiece or bpe")
@@ -253,7 +263,7 @@ class SubwordVectorizer(_TrainedVectorizer):
         return trainer(vocab_size=self.max_tokens, special_tokens=[PAD_TOKEN, OOV_TOKEN], show_progress=False)
 
 
-def make_vectorizer(kind: str = "word", max_tokens: int = 20000) -> Vectorizer:
+def make_vectorizer(kind: str = "word", max_tokens: int = DEFAULT_MAX_TOKENS) -> Vectorizer:
     """An untrained vectorizer of `kind` (one of TOKENIZERS)."""
     if kind == "word":
         return Vectorizer(max_tokens)
@@ -267,6 +277,10 @@ def make_vectorizer(kind: str = "word", max_tokens: int = 20000) -> Vectorizer:
 def load_vectorizer(path: str | Path, kind: str = "word", max_tokens: int | None = None) -> Vectorizer:
     """Read a tokenizer.json written by a vectorizer of `kind`."""
     loaded = Vectorizer.load(path, max_tokens)  # reads and checks the file
+    model = type(loaded.tokenizer.model).__name__
+    if model != TOKENIZER_MODELS.get(kind, model):
+        raise TextrnnError(f"{path} holds a {model} tokenizer, but the model was trained with the {kind!r} "
+                           f"tokenizer ({TOKENIZER_MODELS[kind]})")
     vectorizer = make_vectorizer(kind, loaded.max_tokens)
     vectorizer._tokenizer = loaded._tokenizer
     return vectorizer

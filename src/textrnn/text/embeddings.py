@@ -15,13 +15,15 @@ the word vectorizer tokenizes them, and `save_vectors` writes them in the word2v
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from .errors import TextrnnError
+from ..errors import TextrnnError
+from .vectorizer import DEFAULT_MAX_TOKENS, Vectorizer, arrow_tokens
 
 log = logging.getLogger("textrnn")
 
@@ -152,9 +154,7 @@ def format_coverage(coverage: dict) -> str:
 
 def tokenize_words(texts: Sequence[str]) -> list[list[str]]:
     """The word vectorizer's tokens of each text (lowercased, punctuation stripped, split on whitespace)."""
-    from .vectorizer import _arrow_tokens
-
-    tokens, lengths = _arrow_tokens(list(texts))
+    tokens, lengths = arrow_tokens(list(texts))
     flat = tokens.to_pylist()
     ends = np.cumsum(lengths)
     return [flat[end - n : end] for n, end in zip(lengths.tolist(), ends.tolist())]
@@ -183,6 +183,32 @@ def save_vectors(vectors: WordVectors, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     kv = KeyedVectors(vectors.dim)
     kv.add_vectors(vectors.words, np.asarray(vectors.vectors))
-    logging.getLogger("gensim").setLevel(logging.ERROR)  # it warns that it has no word counts to write; none needed
-    kv.save_word2vec_format(str(path), binary=path.name.lower().removesuffix(".gz").endswith(".bin"))
+    with _quiet_logger("gensim"):  # it warns that it has no word counts to write; none are needed
+        kv.save_word2vec_format(str(path), binary=path.name.lower().removesuffix(".gz").endswith(".bin"))
     return path
+
+
+@contextmanager
+def _quiet_logger(name: str, level: int = logging.ERROR):
+    """Raise a library logger's level for one call only, so the caller's logging setup is left as it was."""
+    logger = logging.getLogger(name)
+    previous = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+def vocabulary_coverage(vectors: WordVectors, texts: Sequence[str], max_tokens: int = DEFAULT_MAX_TOKENS,
+                        missing: int = 10) -> tuple[dict, list[str]]:
+    """Coverage of the word vocabulary that `train` would build on `texts`, and the `missing` most frequent
+    vocabulary words without a vector (most frequent first)."""
+    vectorizer = Vectorizer(max_tokens).adapt(texts)
+    ids, _ = vectorizer.encode_flat(texts)
+    counts = np.bincount(ids, minlength=vectorizer.vocab_size)
+    vocabulary = vectorizer.vocabulary
+    position = match(vocabulary, vectors)
+    # the vocabulary is in frequency order, so the first words without a vector are the most frequent ones
+    absent = [vocabulary[i] for i in np.flatnonzero(position[2:] < 0) + 2][:missing]
+    return coverage_report(position, vectors, counts), absent

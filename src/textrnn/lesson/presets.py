@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import TextrnnError
+from ..errors import TextrnnError
+from ..text import DEFAULT_MAX_TOKENS
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,8 @@ class Preset:
 
 
 # The lesson: Keras's Adam at its defaults, no gradient clipping.
-_COMMON = dict(max_tokens=20000, epochs=1, lr=1e-3, dropout=0.0, layers=1, bidirectional=False, clip_norm=None)
+_COMMON = dict(max_tokens=DEFAULT_MAX_TOKENS, epochs=1, lr=1e-3, dropout=0.0, layers=1, bidirectional=False,
+               clip_norm=None)
 
 PRESETS: dict[str, Preset] = {
     p.name: p

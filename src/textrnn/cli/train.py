@@ -1,0 +1,131 @@
+"""`textrnn train`: train a classifier on a dataset or your own files and save it as a model directory; or
+`--resume` a run where it stopped."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import TextrnnError
+from .flags import DATA_FLAGS, MODEL_FLAGS, TRAIN_FLAGS, add_data_flags, add_model_flags, classifier_params, data_source
+
+DEFAULT_OUT = "textrnn-model"
+DEFAULT_CHECKPOINT_EVERY = 1000
+TENSORBOARD_DIR = "tensorboard"
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a classifier and save it as a model directory")
+    add_model_flags(p)
+    add_data_flags(p)
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--batching", choices=["bucket", "shuffle", "sequential"],
+                   help="bucket: length-sorted batches without padding (default); shuffle: random order, padded; "
+                        "sequential: file order, padded (the lesson's)")
+    g.add_argument("--optimizer", choices=["auto", "fast-adam", "lazy-adam", "adam"],
+                   help="auto (default): fast-adam on the CPU (Adam with row-wise embedding updates), adam on "
+                        "CUDA; adam: torch's dense Adam, exactly the lesson's; lazy-adam: SparseAdam's rule")
+    g.add_argument("--clip-norm", type=float, help="clip the gradient to this norm (default 5; presets: none)")
+    g.add_argument("--weight-decay", type=float, help="decoupled weight decay, as AdamW (default 0)")
+    g.add_argument("--lr-schedule", choices=["constant", "linear", "plateau"],
+                   help="constant (default); linear: warm-up then decay to 0; plateau: halve when validation stalls")
+    g.add_argument("--warmup", type=float, help="with --lr-schedule linear: fraction of steps spent warming up")
+    g.add_argument("--early-stopping", type=int, metavar="PATIENCE",
+                   help="stop after PATIENCE epochs without improvement and keep the best epoch's weights")
+    g.add_argument("--monitor", choices=["val_accuracy", "val_loss"], help="what early stopping and plateau watch")
+    g.add_argument("--precision", choices=["fp32", "bf16"],
+                   help="bf16: train under bfloat16 autocast (AMX CPUs, GPUs); default fp32")
+    g.add_argument("--adapt-limit", type=int, help="build the vocabulary from the first N training texts")
+    g.add_argument("--max-len", type=int, help="keep at most N tokens of each text (long documents)")
+    g.add_argument("--truncate", choices=["head", "tail", "both"],
+                   help="with --max-len: keep the first tokens (default), the last, or half from each end")
+    g.add_argument("--device", help="auto (default), cpu or cuda")
+    g = p.add_argument_group("run directory: the model, its checkpoints and logs")
+    g.add_argument("--out", metavar="DIR", help=f"model directory to write (default: {DEFAULT_OUT})")
+    g.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly where it stopped (crash, "
+                   "Ctrl-C), from its newest intact checkpoint, with its own settings and data; with --epochs N, "
+                   "train a finished run on to N epochs (not with --lr-schedule linear)")
+    g.add_argument("--checkpoint-every", type=int, metavar="STEPS", help="checkpoint every STEPS optimizer steps "
+                   f"as well as after every epoch (default {DEFAULT_CHECKPOINT_EVERY})")
+    g.add_argument("--no-checkpoints", action="store_true", help="write no checkpoints (no --resume then)")
+    g.add_argument("--tensorboard", action="store_true", help=f"also log metrics to OUT/{TENSORBOARD_DIR}")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..estimator import TextClassifier
+    from ..training import CHECKPOINTS_DIR
+
+    if args.resume:
+        return resume(args)
+    out = Path(args.out or DEFAULT_OUT)
+    params, preset = classifier_params(args)
+    source = data_source(args)
+    dataset = source.load()
+    text = args.text or (preset.text_mode if preset and dataset.name == "ag_news" else dataset.text)
+    clf = TextClassifier(**params, progress=not args.quiet,
+                         checkpoint_dir=None if args.no_checkpoints else out / CHECKPOINTS_DIR,
+                         checkpoint_every=args.checkpoint_every or DEFAULT_CHECKPOINT_EVERY,
+                         tensorboard_dir=out / TENSORBOARD_DIR if args.tensorboard else None)
+    metadata = {"dataset": dataset.name, "text": text, "preset": preset.name if preset else None,
+                "source": source.to_dict()}
+    # The lesson adapts its vocabulary on titles; other data has no titles, so it adapts on what it reads.
+    adapt = (dataset.train.columns[preset.adapt_field]
+             if preset and preset.adapt_field in dataset.train.columns else None)
+    return _train(clf, dataset, text, metadata, out, adapt=adapt)
+
+
+def resume(args: argparse.Namespace) -> int:
+    """Continue the run in --resume DIR with its own settings and data, from its newest intact checkpoint."""
+    from ..data import DataSource
+    from ..estimator import TextClassifier
+    from ..training import CHECKPOINTS_DIR, Checkpointer
+
+    given = [name for name in MODEL_FLAGS + TRAIN_FLAGS + DATA_FLAGS + ("preset", "out", "checkpoint_every")
+             if getattr(args, name, None) is not None and name not in ("device", "epochs")]
+    if given:
+        raise TextrnnError(f"--resume continues a run with its own settings; drop --{given[0].replace('_', '-')}")
+    directory = Path(args.resume)
+    checkpoint = Checkpointer(directory / CHECKPOINTS_DIR).latest()
+    if checkpoint is None:
+        raise TextrnnError(f"nothing to resume: no checkpoints in {directory / CHECKPOINTS_DIR}")
+    record = checkpoint.state["run"]
+    metadata = record["metadata"]
+    if "source" not in metadata:
+        raise TextrnnError(f"{checkpoint.path} was not written by `textrnn train`; resume it from Python")
+    params = dict(record["params"], checkpoint_dir=directory / CHECKPOINTS_DIR, progress=not args.quiet)
+    if params.get("tensorboard_dir") is not None:
+        params["tensorboard_dir"] = directory / TENSORBOARD_DIR
+    for name in ("device", "epochs"):  # where it runs, and (constant or plateau schedules) how long
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
+    clf = TextClassifier(**params)
+    dataset = DataSource.from_dict(metadata["source"]).load()
+    return _train(clf, dataset, metadata["text"], metadata, directory, checkpoint=checkpoint)
+
+
+def _train(clf, dataset, text: str | None, metadata: dict, out: Path, adapt=None, checkpoint=None) -> int:
+    val = dataset.val
+    print(f"{'resuming' if checkpoint else 'training'} on {len(dataset.train):,} rows of {dataset.name} "
+          f"({text or 'all text columns'}), validating on {len(val):,}", file=sys.stderr)
+    clf.fit(dataset.train.texts(text), dataset.labels_of(dataset.train), classes=dataset.classes,
+            adapt_texts=adapt, validation_data=(val.texts(text), dataset.labels_of(val)), metadata=metadata,
+            resume=checkpoint or False)
+    out = clf.save_pretrained(out)
+    last = clf.history_[-1]
+    kept = next((h for h in clf.history_ if h.best), last)  # early stopping keeps its best epoch's weights
+    print(f"saved {out} (validation accuracy {kept.val_accuracy:.4f}"
+          f"{f', the weights of epoch {kept.epoch}' if kept is not last else ''}"
+          f"{', training interrupted' if last.interrupted else ''})")
+    if getattr(clf, "embedding_coverage_", None):
+        from ..text.embeddings import format_coverage
+
+        print(f"pretrained vectors {format_coverage(clf.embedding_coverage_)}")
+    if last.interrupted and clf.checkpoint_dir is not None:
+        print(f"to continue where it stopped: textrnn train --resume {out}")
+    return 0

@@ -1,0 +1,9 @@
+"""Data: files and built-in datasets -> texts and labels; token ids -> batches."""
+
+from .batching import TokenizedCorpus, iterate_batches
+from .datasets import DATASETS, load_ag_news, load_dataset
+from .files import Dataset, Split, fingerprint, load_files, read_labelled
+from .sources import DataSource
+
+__all__ = ["DATASETS", "DataSource", "Dataset", "Split", "TokenizedCorpus", "fingerprint", "iterate_batches",
+           "load_ag_news", "load_dataset", "load_files", "read_labelled"]

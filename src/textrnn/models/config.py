@@ -1,0 +1,52 @@
+"""The shape of a network, as config.json records it: everything needed to rebuild it, nothing about training."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from ..errors import TextrnnError
+
+CELLS = ("rnn", "lstm", "gru")
+CELL_NAMES = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
+# How the encoder's per-step outputs become one vector per text: the final state (the lesson's), the max or
+# mean over real positions, or all three side by side ("concat", ULMFiT's concat pooling).
+POOLINGS = ("last", "max", "mean", "concat")
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int  # rows of the embedding table (the lesson: max_tokens, padding and OOV included)
+    num_classes: int
+    cell: str = "lstm"
+    embedding_dim: int = 128
+    hidden_size: int = 64
+    layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0
+    mask: bool = True
+    pooling: str = "last"
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise TextrnnError(f"unknown cell {self.cell!r}: choose one of {', '.join(CELLS)}")
+        for name in ("vocab_size", "embedding_dim", "hidden_size", "layers"):
+            if getattr(self, name) < 1:
+                raise TextrnnError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.num_classes < 2:
+            raise TextrnnError(f"a classifier needs at least 2 classes, got {self.num_classes}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise TextrnnError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.pooling not in POOLINGS:
+            raise TextrnnError(f"unknown pooling {self.pooling!r}: choose one of {', '.join(POOLINGS)}")
+
+    @property
+    def directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def state_size(self) -> int:
+        """Width of the encoder's output at one step (both directions side by side)."""
+        return self.directions * self.hidden_size
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,133 @@
+"""The recurrent encoder: token ids -> embeddings -> SimpleRNN | LSTM | GRU (bidirectional, stacked) -> each
+step's state and each text's final state. The classifier (and any other head) is built on top of it.
+
+Masking (the lesson's `mask_zero=True`) means padded positions take no part in the recurrence, in either
+direction and at every depth: a text's states are the same whether it is run alone or inside a padded batch.
+It is done without a per-step mask and without `pack_padded_sequence`, so every batch runs through PyTorch's
+fused oneDNN/cuDNN kernels, which only take dense input:
+
+* Padding sits at the end of each row, so a forward-reading RNN computes every real position exactly as if
+  the padding were absent; a text's final state is its output at its last real position, not the RNN's last
+  step.
+* The backward direction reads each row reversed *within its length* (real tokens reversed, padding still at
+  the end), so it too meets the padding only after the text, and its outputs are put back in the original
+  order before the next layer reads them. So a bidirectional model keeps one unidirectional RNN per layer and
+  direction.
+
+With `mask=False` the RNN reads the padding, as the lesson's unmasked models do: every row counts as long as the
+batch, so the forward direction ends on padding and the backward direction starts on it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+from .simple_rnn import SimpleRNN
+
+CELL_MODULES = {"rnn": SimpleRNN, "lstm": nn.LSTM, "gru": nn.GRU}  # SimpleRNN: nn.RNN with a faster CPU backward
+
+
+class Encoded(NamedTuple):
+    """What the encoder gives back for a batch."""
+
+    final: torch.Tensor  # (batch, directions * hidden): each text's final state (zeros for an empty text)
+    steps: torch.Tensor | None  # (batch, width, directions * hidden): every step's state, when asked for
+    lengths: torch.Tensor  # (batch,): the positions that count (the batch width everywhere when unmasked)
+
+
+class RNNEncoder(nn.Module):
+    def __init__(self, config: ModelConfig, initialise: bool = True):
+        super().__init__()
+        self.config = c = config
+        self.embedding = nn.Embedding(c.vocab_size, c.embedding_dim)
+        cell = CELL_MODULES[c.cell]
+        extra = {"nonlinearity": "tanh"} if c.cell == "rnn" else {}
+        if c.bidirectional:
+            # one unidirectional RNN per layer and direction: the backward one reads length-reversed rows
+            self.rnn = nn.ModuleList(
+                nn.ModuleDict({d: cell(c.embedding_dim if i == 0 else 2 * c.hidden_size, c.hidden_size,
+                                       batch_first=True, **extra) for d in ("forward_rnn", "backward_rnn")})
+                for i in range(c.layers))
+        else:
+            self.rnn = cell(c.embedding_dim, c.hidden_size, num_layers=c.layers, batch_first=True,
+                            dropout=c.dropout if c.layers > 1 else 0.0, **extra)
+        self.dropout = nn.Dropout(c.dropout)
+        if initialise:
+            self.reset_parameters()
+
+    @property
+    def output_size(self) -> int:
+        return self.config.state_size
+
+    def reset_parameters(self) -> None:
+        """Keras's initialisers, so that one epoch of training behaves like the lesson's.
+
+        Embedding uniform(-0.05, 0.05); input kernels Glorot-uniform; recurrent kernels orthogonal; biases zero,
+        except the LSTM forget gate's, which starts at 1 (Keras's `unit_forget_bias`).
+        """
+        nn.init.uniform_(self.embedding.weight, -0.05, 0.05)
+        hidden = self.config.hidden_size
+        for name, param in self.rnn.named_parameters():
+            leaf = name.rsplit(".", 1)[-1]
+            if leaf.startswith("weight_ih"):
+                # Keras's kernel is (input, gates * hidden); Glorot's limit depends only on the two fans.
+                limit = math.sqrt(6.0 / (param.shape[0] + param.shape[1]))
+                nn.init.uniform_(param, -limit, limit)
+            elif leaf.startswith("weight_hh"):
+                nn.init.orthogonal_(param)
+            elif leaf.startswith("bias"):
+                nn.init.zeros_(param)
+                if self.config.cell == "lstm" and leaf.startswith("bias_ih"):
+                    with torch.no_grad():
+                        param[hidden : 2 * hidden] = 1.0  # PyTorch gate order: input, forget, cell, output
+
+    # -- forward ----------------------------------------------------------------------------------------------
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.embedding(tokens)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, steps: bool = False) -> Encoded:
+        return self.encode(self.embed(tokens), lengths, steps)
+
+    def encode(self, x: torch.Tensor, lengths: torch.Tensor, steps: bool = False) -> Encoded:
+        """Run the RNN over embedded rows `x` (batch, width, embedding_dim); with `steps`, keep every step's
+        state too (the last layer's, both directions in the original token order)."""
+        batch, width = x.shape[:2]
+        lengths = lengths.to(x.device) if self.config.mask else torch.full_like(lengths, width, device=x.device)
+        if width == 0:  # nothing to read: Keras's fully masked RNN returns its zero initial state
+            final = x.new_zeros(batch, self.output_size)
+            return Encoded(final, x.new_zeros(batch, 0, self.output_size) if steps else None, lengths)
+        last = (lengths - 1).clamp(min=0)  # each row's last real position
+        rows = torch.arange(batch, device=x.device)
+        outputs = None
+        if not self.config.bidirectional:
+            out, _ = self.rnn(x)
+            final = out[rows, last]
+            outputs = out if steps else None
+        else:
+            # position t of a row reversed within its length: L-1-t for real positions, t for padding
+            positions = torch.arange(width, device=x.device)[None, :]
+            reverse = torch.where(positions < lengths[:, None], last[:, None] - positions, positions)
+
+            def reversed_rows(t: torch.Tensor) -> torch.Tensor:  # its own inverse
+                return t.gather(1, reverse[:, :, None].expand_as(t))
+
+            for i, layer in enumerate(self.rnn):
+                if i > 0:
+                    x = self.dropout(x)  # between layers, as nn.LSTM's `dropout` does
+                forward, _ = layer["forward_rnn"](x)
+                backward, _ = layer["backward_rnn"](reversed_rows(x))
+                if i == len(self.rnn) - 1:
+                    final = torch.cat([forward[rows, last], backward[rows, last]], dim=1)
+                    if steps:
+                        outputs = torch.cat([forward, reversed_rows(backward)], dim=2)
+                else:
+                    x = torch.cat([forward, reversed_rows(backward)], dim=2)
+        empty = lengths == 0
+        if bool(empty.any()):
+            final = final.masked_fill(empty[:, None], 0.0)
+        return Encoded(final, outputs, lengths)

@@ -1,0 +1,348 @@
+"""Model directories: what `save_pretrained` writes and `from_pretrained` reads.
+
+    config.json          what rebuilds the network: format, architecture, shapes, labels, the tokenizer's kind
+    model.safetensors    the weights (never a pickle)
+    tokenizer.json       the vocabulary and standardization, as a Hugging Face `tokenizers` file
+    trainer_state.json   how it was trained: every hyperparameter, the per-epoch history, the run record
+                         (versions, data checksums, where the data came from)
+
+A directory with config.json, model.safetensors and tokenizer.json alone is a complete model; trainer_state.json
+is its history. Directories written by textrnn 0.1 (format 1: one config.json holding everything, weights under
+`embedding.`/`rnn.`/`classifier.`) still load. Saving is atomic: everything is written into a temporary sibling
+and renamed into place, so a failed save leaves no half-written model and an existing one is replaced only on
+success (what it holds that a save does not write, such as checkpoints and reports, is carried over).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .errors import TextrnnError
+from .data.batching import TRUNCATION
+from .models import ModelConfig, RNNClassifier
+from .text import TOKENIZERS, Vectorizer, load_vectorizer
+from .training import CHECKPOINTS_DIR, resolve_device
+from .version import __version__
+
+FORMAT_VERSION = 2  # 1: textrnn 0.1's single config.json; 2: config.json + trainer_state.json
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_FILE = "tokenizer.json"
+TRAINER_STATE_FILE = "trainer_state.json"
+ARCHITECTURES = {RNNClassifier.architecture: RNNClassifier}
+# format 1 kept the network's stages at the top level; format 2 groups them as encoder and head
+LEGACY_WEIGHT_PREFIXES = {"embedding.": "encoder.embedding.", "rnn.": "encoder.rnn.", "classifier.": "head."}
+# Bounds on config.json's numbers, checked before anything is built: a shared model directory is untrusted input,
+# and a lie in it must be an error, not a 512 TB allocation. Generous for any RNN text model.
+MODEL_LIMITS = {"vocab_size": 50_000_000, "num_classes": 1_000_000, "embedding_dim": 65_536, "hidden_size": 65_536,
+                "layers": 64}
+MAX_HEADER_BYTES = 100_000_000  # a safetensors header is JSON names and shapes: kilobytes, not gigabytes
+SAFETENSORS_ITEM_SIZES = {"F32": 4}  # textrnn writes float32 weights only
+
+
+@dataclass
+class ModelDirectory:
+    """A model directory as read: the network, its tokenizer, its labels, and how it was trained (if recorded)."""
+
+    model: RNNClassifier
+    vectorizer: Vectorizer
+    labels: list[str]
+    tokenizer: dict  # type, max_tokens, max_len, truncate
+    trainer_state: dict | None  # params, history, run; None when the directory has none
+    format: int = FORMAT_VERSION
+
+
+def versions() -> dict[str, str]:
+    """The versions a run used, for its record."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"textrnn": __version__, "python": platform.python_version(), "platform": platform.platform()}
+    for name in ("torch", "numpy", "tokenizers", "pyarrow", "safetensors", "scikit-learn", "gensim"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    found["torch_threads"] = str(torch.get_num_threads())
+    return found
+
+
+# -- saving -------------------------------------------------------------------------------------------------------
+def _link_or_copy(source: str | Path, target: str | Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # a filesystem without hard links
+        shutil.copy2(source, target)
+
+
+def _carry_over(old: Path, new: Path) -> None:
+    """Hard-link into `new` whatever `old` holds that a save does not write (checkpoints, evaluation reports),
+    so replacing a model directory keeps them; the old directory keeps its links until it is removed."""
+    for entry in old.iterdir():
+        if (new / entry.name).exists() or entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry, new / entry.name, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(entry, new / entry.name)
+
+
+def is_model_directory(path: Path) -> bool:
+    return (path / CONFIG_FILE).is_file() or (path / CHECKPOINTS_DIR).is_dir()
+
+
+def save_model_directory(target: str | os.PathLike, model: RNNClassifier, vectorizer: Vectorizer, labels: list[str],
+                         tokenizer: dict, trainer_state: dict | None = None,
+                         extra_files: dict[str, Callable[[Path], object]] | None = None) -> Path:
+    """Write a model directory atomically; `extra_files` maps a file name to a function that writes it."""
+    from safetensors.torch import save_file
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists() and not is_model_directory(target) and any(target.iterdir()):
+        raise TextrnnError(f"{target} exists and is not a textrnn model directory; not overwriting it")
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    try:
+        # clone: after training the weights are views into the optimizer's flat buffer, and safetensors
+        # refuses tensors that share memory
+        state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        save_file(state, tmp / WEIGHTS_FILE, metadata={"format": "pt"})
+        vectorizer.save(tmp / TOKENIZER_FILE)
+        config = {"format": FORMAT_VERSION, "textrnn_version": __version__, "architecture": model.architecture,
+                  "model": model.config.to_dict(), "tokenizer": {**tokenizer, "file": TOKENIZER_FILE},
+                  "labels": list(labels)}
+        _write_json(tmp / CONFIG_FILE, config)
+        if trainer_state is not None:
+            _write_json(tmp / TRAINER_STATE_FILE, {"format": FORMAT_VERSION, **trainer_state})
+        for name, write in (extra_files or {}).items():
+            write(tmp / name)
+        if target.exists():
+            _carry_over(target, tmp)
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            target.rename(old)
+            tmp.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _write_json(path: Path, value: dict) -> None:
+    path.write_text(json.dumps(value, indent=2) + "\n")
+
+
+# -- loading ------------------------------------------------------------------------------------------------------
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TextrnnError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise TextrnnError(f"{path} is not a textrnn file: it holds a {type(value).__name__}, not an object")
+    return value
+
+
+def read_configs(directory: str | os.PathLike) -> tuple[dict, dict | None]:
+    """(config, trainer_state) of a model directory in today's format, whatever format it was written in;
+    trainer_state is None when none was recorded. Reads JSON only."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise TextrnnError(f"no model directory at {directory}")
+    if not (directory / CONFIG_FILE).is_file():
+        raise TextrnnError(f"{directory} is not a textrnn model: {CONFIG_FILE} is missing")
+    config = _read_json(directory / CONFIG_FILE)
+    version = config.get("format", 1)
+    if version == 1:
+        return _upgrade_format_1(config, directory)
+    if version != FORMAT_VERSION:
+        raise TextrnnError(f"{directory / CONFIG_FILE} has format {version!r}; this textrnn ({__version__}) reads "
+                           f"formats 1 and {FORMAT_VERSION}: upgrade textrnn to load it")
+    state_path = directory / TRAINER_STATE_FILE
+    trainer_state = _read_json(state_path) if state_path.is_file() else None
+    return config, trainer_state
+
+
+def _upgrade_format_1(old: dict, directory: Path) -> tuple[dict, dict]:
+    try:
+        params = old["params"]
+        config = {"format": 1, "textrnn_version": old.get("textrnn_version"), "architecture": "RNNClassifier",
+                  "model": old["model"], "labels": old["labels"],
+                  "tokenizer": {"type": old["vectorizer"].get("type", "word"),
+                                "max_tokens": old["vectorizer"]["max_tokens"], "max_len": params.get("max_len"),
+                                "truncate": params.get("truncate", "head"), "file": TOKENIZER_FILE}}
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise TextrnnError(f"{directory / CONFIG_FILE} is not a valid textrnn config: missing {exc}") from None
+    run = old.get("run") or {"metadata": old.get("metadata", {})}
+    return config, {"params": params, "history": old.get("history", []), "run": run}
+
+
+def load_model_directory(directory: str | os.PathLike, device: str = "auto") -> ModelDirectory:
+    """Read a model directory (JSON and safetensors only) onto `device`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    config, trainer_state = read_configs(directory)
+    if not (directory / TOKENIZER_FILE).is_file():
+        raise TextrnnError(f"{directory} is not a textrnn model: {TOKENIZER_FILE} is missing")
+    architecture, model_config, labels, tokenizer = _check_config(config, directory / CONFIG_FILE)
+    rename = _upgrade_weight_name if config.get("format") == 1 else (lambda name: name)
+    _check_weights_file(directory / WEIGHTS_FILE, architecture.weight_shapes(model_config), rename)
+    vectorizer = load_vectorizer(directory / TOKENIZER_FILE, tokenizer["type"], max_tokens=tokenizer["max_tokens"])
+    if vectorizer.vocab_size > model_config.vocab_size:
+        raise TextrnnError(f"{directory / TOKENIZER_FILE} has {vectorizer.vocab_size:,} tokens but the embedding in "
+                           f"{directory / CONFIG_FILE} (model.vocab_size) has {model_config.vocab_size:,} rows")
+    # every size has been checked against the weights file: building the network allocates what the file holds
+    model = architecture(model_config)
+    try:
+        weights = {rename(k): v for k, v in load_file(directory / WEIGHTS_FILE).items()}
+        model.load_state_dict(weights)
+    except (SafetensorError, RuntimeError, OSError) as exc:
+        detail = " ".join(str(exc).split())  # torch's message spans lines; ours is one
+        raise TextrnnError(f"cannot load weights from {directory / WEIGHTS_FILE}: {detail}") from None
+    model = model.to(resolve_device(device)).eval()
+    return ModelDirectory(model, vectorizer, labels, tokenizer, trainer_state, config.get("format", 1))
+
+
+def _check_config(config: dict, where: Path) -> tuple[type, ModelConfig, list[str], dict]:
+    """(architecture, model config, labels, tokenizer settings) from config.json, every value's type and range
+    checked; a bad one is a TextrnnError naming the file and the field."""
+    def bad(field: str, why: str) -> TextrnnError:
+        return TextrnnError(f"{where}: {field} {why}")
+
+    name = config.get("architecture")
+    architecture = ARCHITECTURES.get(name) if isinstance(name, str) else None
+    if architecture is None:
+        raise bad("architecture", f"is {name!r}; this textrnn builds "
+                  f"{', '.join(ARCHITECTURES)}")
+    model = config.get("model")
+    if not isinstance(model, dict):
+        raise bad("model", "is missing or not an object")
+    unknown = set(model) - set(ModelConfig.__dataclass_fields__)
+    if unknown:
+        raise bad(f"model.{sorted(unknown)[0]}", "is not a setting of this textrnn's models")
+    for name, limit in MODEL_LIMITS.items():
+        if name not in model:  # the rest have defaults
+            if name in ("vocab_size", "num_classes"):
+                raise bad(f"model.{name}", "is missing")
+            continue
+        value = model[name]
+        if type(value) is not int or not 1 <= value <= limit:
+            raise bad(f"model.{name}", f"is {value!r}; it must be a whole number from 1 to {limit:,}")
+    for name in ("bidirectional", "mask"):
+        if name in model and not isinstance(model[name], bool):
+            raise bad(f"model.{name}", f"is {model[name]!r}; it must be true or false")
+    if "dropout" in model and (type(model["dropout"]) not in (int, float) or not 0 <= model["dropout"] < 1):
+        raise bad("model.dropout", f"is {model['dropout']!r}; it must be a number in [0, 1)")
+    for name in ("cell", "pooling"):
+        if name in model and not isinstance(model[name], str):
+            raise bad(f"model.{name}", f"is {model[name]!r}; it must be a name")
+    try:
+        model_config = ModelConfig(**model)
+    except TextrnnError as exc:
+        raise bad("model", f"is not valid: {exc}") from None
+    labels = config.get("labels")
+    if not isinstance(labels, list) or not all(isinstance(x, (str, int)) and not isinstance(x, bool) for x in labels):
+        raise bad("labels", "must be a list of class names")
+    labels = [str(x) for x in labels]
+    if len(labels) != model_config.num_classes or len(set(labels)) != len(labels):
+        raise bad("labels", f"holds {len(labels)} names ({len(set(labels))} distinct) but the output layer "
+                  f"(model.num_classes) has {model_config.num_classes}")
+    tokenizer = config.get("tokenizer")
+    if not isinstance(tokenizer, dict):
+        raise bad("tokenizer", "is missing or not an object")
+    kind, max_tokens = tokenizer.get("type", "word"), tokenizer.get("max_tokens")
+    if kind not in TOKENIZERS:
+        raise bad("tokenizer.type", f"is {kind!r}; choose one of {', '.join(TOKENIZERS)}")
+    if type(max_tokens) is not int or not 3 <= max_tokens <= MODEL_LIMITS["vocab_size"]:
+        raise bad("tokenizer.max_tokens", f"is {max_tokens!r}; it must be a whole number from 3 to "
+                  f"{MODEL_LIMITS['vocab_size']:,}")
+    max_len = tokenizer.get("max_len")
+    if max_len is not None and (type(max_len) is not int or max_len < 1):
+        raise bad("tokenizer.max_len", f"is {max_len!r}; it must be a whole number of tokens, at least 1")
+    if tokenizer.get("truncate", "head") not in TRUNCATION:
+        raise bad("tokenizer.truncate", f"is {tokenizer.get('truncate')!r}; choose one of {', '.join(TRUNCATION)}")
+    settings = {"type": kind, "max_tokens": max_tokens, "max_len": max_len,
+                "truncate": tokenizer.get("truncate", "head")}
+    return architecture, model_config, labels, settings
+
+
+def read_safetensors_header(path: Path) -> dict[str, dict]:
+    """The tensors a safetensors file says it holds (name -> dtype, shape, data_offsets), read from its header
+    alone and checked against the file's size, so that nothing is allocated on its word."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        prefix = f.read(8)
+        if len(prefix) < 8:
+            raise TextrnnError(f"{path}: not a safetensors file, it is {size} bytes long")
+        length = int.from_bytes(prefix, "little")
+        if length > min(size - 8, MAX_HEADER_BYTES):
+            raise TextrnnError(f"{path}: not a valid safetensors file, its header claims {length:,} bytes")
+        raw = f.read(length)
+    try:
+        header = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise TextrnnError(f"{path}: not a valid safetensors file, its header is not JSON") from None
+    if not isinstance(header, dict):
+        raise TextrnnError(f"{path}: not a valid safetensors file, its header is not an object")
+    data_size = size - 8 - length
+    tensors = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape, (start, end) = info["dtype"], info["shape"], info["data_offsets"]
+            ok = all(type(n) is int and n >= 0 for n in [*shape, start, end]) and 0 <= start <= end <= data_size
+        except (TypeError, KeyError, ValueError):
+            ok = False
+        if not ok:
+            raise TextrnnError(f"{path}: the header's entry for {name!r} is malformed or points outside the file")
+        tensors[name] = {"dtype": dtype, "shape": tuple(shape), "data_offsets": (start, end)}
+    return tensors
+
+
+def _check_weights_file(path: Path, expected: dict[str, tuple[int, ...]], rename) -> None:
+    """The weights file holds exactly the tensors the config describes: names, shapes, dtypes, byte counts."""
+    if not path.is_file():
+        raise TextrnnError(f"{path.parent} is not a textrnn model: {path.name} is missing")
+    try:
+        header = read_safetensors_header(path)
+    except TextrnnError as exc:
+        raise TextrnnError(f"cannot load weights from {exc}") from None
+    found = {rename(name): info for name, info in header.items()}
+    missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    if missing or extra:
+        what = f"lacks {missing[0]}" if missing else f"holds {extra[0]}, which"
+        raise TextrnnError(f"{path} does not match {CONFIG_FILE}: it {what}"
+                           f"{'' if missing else ' the configured network does not have'}")
+    for name, shape in expected.items():
+        info = found[name]
+        if info["shape"] != shape:
+            raise TextrnnError(f"{path} does not match {CONFIG_FILE}: {name} is {list(info['shape'])} in the file "
+                               f"but {list(shape)} in the config")
+        item = SAFETENSORS_ITEM_SIZES.get(info["dtype"])
+        start, end = info["data_offsets"]
+        count = 1
+        for n in shape:
+            count *= n
+        if item is None or end - start != count * item:
+            raise TextrnnError(f"{path}: {name} is stored as {info['dtype']} in {end - start:,} bytes; textrnn "
+                               f"expects float32, {count * 4:,} bytes")
+
+
+def _upgrade_weight_name(name: str) -> str:
+    for old, new in LEGACY_WEIGHT_PREFIXES.items():
+        if name.startswith(old):
+            return new + name[len(old):]
+    return name

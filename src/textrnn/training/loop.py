@@ -1,0 +1,312 @@
+"""The training loop: Adam, cross-entropy, accuracy; validation after each epoch, as the lesson does.
+
+Read top to bottom: `fit` builds the optimizer and schedule, restores a checkpoint if it is given one, then
+runs `train_epoch` and `end_epoch` until the epochs are done or a callback stops the run. Everything else a run
+does (progress bars, TensorBoard, checkpoints, early stopping) is a callback (callbacks.py).
+
+Ctrl-C stops after the current step; the model trained so far is kept, validated and returned, so the caller
+can still save it. A checkpoint holds everything the loop's position depends on (weights, optimizer, RNGs, the
+epoch's data order and running totals, the callbacks' state), so a resumed run takes exactly the steps the
+original would have.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.batching import TokenizedCorpus, iterate_batches
+from ..errors import TextrnnError
+from .callbacks import Callback
+from .config import EpochResult, TrainConfig, resolve_device
+from .optim import FastAdam
+
+log = logging.getLogger("textrnn")
+
+
+# -- the parts a run is made of -----------------------------------------------------------------------------------
+def configure_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    name = config.optimizer
+    if name == "auto":
+        name = "fast-adam" if device.type == "cpu" else "adam"
+    embedding = model.embedding
+    embedding.sparse = name != "adam"
+    if name != "adam":
+        return FastAdam(model.parameters(), embedding=embedding, lr=config.lr, catch_up=name == "fast-adam",
+                        max_grad_norm=config.clip_norm, weight_decay=config.weight_decay)
+    params = [p for p in model.parameters() if p.requires_grad]  # a frozen embedding is left out
+    if config.weight_decay:
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=device.type == "cuda")
+    return torch.optim.Adam(params, lr=config.lr, fused=device.type == "cuda")
+
+
+def configure_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
+    """(scheduler, when): `when` is "step" or "epoch"; (None, None) for a constant rate."""
+    if config.lr_schedule == "linear":
+        total = max(1, steps_per_epoch * config.epochs)
+        warm = int(config.warmup * total)
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            return max(0.0, (total - step) / max(1, total - warm))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor), "step"
+    if config.lr_schedule == "plateau":
+        mode = "max" if config.monitor == "val_accuracy" else "min"
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=0.5, patience=1), "epoch"
+    return None, None
+
+
+class DeferredInterrupt:
+    """Ctrl-C during training asks to stop after the current step instead of tearing through it.
+
+    A step interrupted halfway (say, after the dense update and before the embedding's) would leave a state no
+    checkpoint should hold; so the first SIGINT only sets `requested`, and the loop stops at the next step
+    boundary. A second Ctrl-C raises KeyboardInterrupt at once, for a run that will not stop.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+@dataclass
+class Position:
+    """Where a run stands between steps: what a checkpoint records besides the tensors and callbacks."""
+
+    epoch: int = 1  # the epoch being (or about to be) trained
+    step: int = 0  # batches of that epoch already trained on
+    global_step: int = 0
+    epoch_rng: dict | None = None  # the data-order RNG as it was when this epoch drew its batches
+    loss_sum: float = 0.0  # running totals of the epoch so far
+    correct: int = 0
+    seen: int = 0
+    stopped_early: bool = False  # a callback ended the run (more epochs would not resume it)
+
+    def finished(self, epochs: int) -> bool:
+        return self.stopped_early or self.epoch > epochs
+
+
+@dataclass
+class Loop:
+    """One run's moving parts, as the callbacks see them."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    config: TrainConfig
+    steps_per_epoch: int
+    train_rows: int
+    callbacks: list[Callback] = field(default_factory=list)
+    position: Position = field(default_factory=Position)
+    history: list[EpochResult] = field(default_factory=list)
+    interrupted: bool = False
+    resumed_from: Path | None = None
+
+    def running(self) -> dict[str, float]:
+        """The epoch's running training loss and accuracy, and the current learning rate."""
+        p = self.position
+        return {"loss": p.loss_sum / max(p.seen, 1), "accuracy": p.correct / max(p.seen, 1),
+                "lr": self.optimizer.param_groups[0]["lr"]}
+
+    def current_weights(self) -> dict[str, torch.Tensor]:
+        """The model's weights, every embedding row up to date (FastAdam applies skipped rows' moves lazily)."""
+        if isinstance(self.optimizer, FastAdam):
+            self.optimizer.catch_up_all()
+        return self.model.state_dict()
+
+    def snapshot(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """(tensors, JSON state) of everything a resumed run needs: what `restore` reads back."""
+        from .checkpoints import optimizer_state
+
+        opt_tensors, opt_meta = optimizer_state(self.optimizer)
+        tensors = {f"model.{k}": v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        tensors.update({f"optimizer.{k}": v for k, v in opt_tensors.items()})
+        tensors["rng.torch"] = torch.get_rng_state()
+        if torch.cuda.is_available() and next(self.model.parameters()).is_cuda:
+            tensors["rng.cuda"] = torch.cuda.get_rng_state()
+        callbacks = {}
+        for callback in self.callbacks:
+            if callback.name:
+                extra, callbacks[callback.name] = callback.state_dict()
+                tensors.update({f"{callback.name}.{k}": v for k, v in extra.items()})
+        state = {"position": asdict(self.position), "optimizer": opt_meta,
+                 "history": [h.to_dict() for h in self.history], "callbacks": callbacks,
+                 "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None}
+        return tensors, state
+
+    def restore(self, checkpoint) -> None:
+        """Put the run back where `checkpoint` (a `checkpoints.Checkpoint` of this run) left it."""
+        from .checkpoints import load_optimizer_state
+
+        try:
+            self.model.load_state_dict(checkpoint.prefixed("model."))  # copies into the optimizer's flat views
+        except RuntimeError as exc:
+            raise TextrnnError(f"checkpoint {checkpoint.path} does not fit this model: {' '.join(str(exc).split())}")
+        load_optimizer_state(self.optimizer, checkpoint.prefixed("optimizer."), checkpoint.state["optimizer"])
+        if self.scheduler is not None and checkpoint.state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(checkpoint.state["scheduler"])
+        torch.set_rng_state(checkpoint.tensors["rng.torch"])
+        if "rng.cuda" in checkpoint.tensors and torch.cuda.is_available():
+            torch.cuda.set_rng_state(checkpoint.tensors["rng.cuda"])
+        self.history = [EpochResult.from_dict(h) for h in checkpoint.state["history"]]
+        self.position = Position(**checkpoint.state["position"])
+        saved = checkpoint.state.get("callbacks", {})
+        for callback in self.callbacks:
+            if callback.name in saved:
+                callback.load_state_dict(checkpoint.prefixed(f"{callback.name}."), saved[callback.name])
+        self.resumed_from = checkpoint.path
+
+    def call(self, hook: str, *args) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
+
+
+# -- one epoch ------------------------------------------------------------------------------------------------------
+def train_epoch(loop: Loop, train: TokenizedCorpus, labels: torch.Tensor, rng: np.random.Generator,
+                device: torch.device, interrupt: DeferredInterrupt) -> float:
+    """Train from the position's step to the end of its epoch (or to Ctrl-C); the seconds it took."""
+    model, optimizer, scheduler, config, p = loop.model, loop.optimizer, loop.scheduler, loop.config, loop.position
+    step_schedule = scheduler is not None and not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    clip_here = config.clip_norm is not None and not isinstance(optimizer, FastAdam)  # FastAdam clips itself
+    loss_fn = nn.CrossEntropyLoss()
+    rng.bit_generator.state = p.epoch_rng  # a resumed epoch draws the same batches again
+    model.train()
+    start = time.perf_counter()
+    for step, (rows, tokens, lengths) in enumerate(
+            iterate_batches(train, config.batch_size, config.batching, rng, start=p.step), start=p.step):
+        target = labels[rows].to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+            logits = model(tokens.to(device, non_blocking=True), lengths)
+        loss = loss_fn(logits.float(), target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip_here:
+            nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
+        optimizer.step()
+        if step_schedule:
+            scheduler.step()
+
+        n = len(rows)
+        p.step, p.global_step, p.seen = step + 1, p.global_step + 1, p.seen + n
+        p.loss_sum += loss.item() * n
+        p.correct += int((logits.detach().argmax(1) == target).sum())
+        loop.call("on_step_end", n)
+        if interrupt.requested:
+            loop.interrupted = True
+            break
+    return time.perf_counter() - start
+
+
+def end_epoch(loop: Loop, seconds: float, rng: np.random.Generator,
+              validation: tuple[TokenizedCorpus, np.ndarray] | None) -> EpochResult:
+    """The epoch's result (validated), the plateau schedule's step, and the position moved to the next epoch."""
+    p = loop.position
+    result = EpochResult(p.epoch, p.loss_sum / max(p.seen, 1), p.correct / max(p.seen, 1), p.seen, seconds,
+                         interrupted=loop.interrupted, lr=loop.optimizer.param_groups[0]["lr"])
+    if validation is not None:
+        result.val_loss, result.val_accuracy = evaluate_loss_accuracy(loop.model, *validation)
+    loop.history.append(result)
+    if loop.interrupted:
+        return result  # the position stays mid-epoch: a resumed run finishes this epoch
+    if isinstance(loop.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        loop.scheduler.step(getattr(result, loop.config.monitor))
+    # the next epoch starts from the RNG as this one left it
+    p.epoch, p.step, p.epoch_rng = p.epoch + 1, 0, rng.bit_generator.state
+    p.loss_sum, p.correct, p.seen = 0.0, 0, 0
+    return result
+
+
+# -- the run --------------------------------------------------------------------------------------------------------
+def fit(
+    model: nn.Module,
+    train: TokenizedCorpus,
+    train_labels: np.ndarray,
+    config: TrainConfig,
+    validation: tuple[TokenizedCorpus, np.ndarray] | None = None,
+    callbacks: list[Callback] = (),
+    resume=None,
+) -> list[EpochResult]:
+    """Train `model` in place; returns one result per epoch run.
+
+    callbacks: see callbacks.py (progress bar, TensorBoard, checkpoints, early stopping), called in order.
+    resume: a `checkpoints.Checkpoint` of this same run to continue from, exactly where it stood.
+    """
+    device = resolve_device(config.device)
+    model.to(device)
+    optimizer = configure_optimizer(model, config, device)
+    steps_per_epoch = -(-len(train) // config.batch_size)
+    scheduler, schedule_every = configure_scheduler(optimizer, config, steps_per_epoch)
+    if (config.early_stopping or schedule_every == "epoch") and validation is None:
+        raise TextrnnError("early stopping and the plateau schedule watch a validation metric: give validation data")
+    labels = torch.as_tensor(np.asarray(train_labels), dtype=torch.long)
+    rng = np.random.default_rng(config.seed)
+    loop = Loop(model, optimizer, scheduler, config, steps_per_epoch, len(train), list(callbacks),
+                Position(epoch_rng=rng.bit_generator.state))
+    if resume is not None:
+        loop.restore(resume)
+
+    loop.call("on_train_begin")
+    with DeferredInterrupt() as interrupt:
+        while not loop.position.finished(config.epochs):
+            loop.call("on_epoch_begin")
+            seconds = train_epoch(loop, train, labels, rng, device, interrupt)
+            if loop.interrupted:
+                log.warning("interrupted: stopped epoch %d after %d samples; the model is kept",
+                            loop.position.epoch, loop.position.seen)
+            loop.call("on_epoch_trained")
+            result = end_epoch(loop, seconds, rng, validation)
+            loop.call("on_epoch_end", result)
+            if loop.interrupted:
+                break
+    if isinstance(optimizer, FastAdam):
+        optimizer.flush()  # bring every embedding row up to date before anyone reads the weights
+    loop.call("on_train_end")
+    return loop.history
+
+
+# -- inference ------------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def predict_logits(model: nn.Module, corpus: TokenizedCorpus, batch_size: int = 512) -> torch.Tensor:
+    """Logits for every row, in the corpus's order. Rows are run sorted by length so batches carry no padding."""
+    model.eval()
+    device = next(model.parameters()).device
+    order = np.argsort(corpus.lengths, kind="stable")
+    out = torch.empty(len(corpus), model.config.num_classes)
+    for i in range(0, len(order), batch_size):
+        rows = order[i : i + batch_size]
+        tokens, lengths = corpus.batch(rows)
+        out[torch.from_numpy(rows)] = model(tokens.to(device), lengths).float().cpu()
+    return out
+
+
+def evaluate_loss_accuracy(model: nn.Module, corpus: TokenizedCorpus, labels: np.ndarray) -> tuple[float, float]:
+    logits = predict_logits(model, corpus)
+    target = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    loss = nn.functional.cross_entropy(logits, target).item()
+    accuracy = (logits.argmax(1) == target).double().mean().item()
+    return loss, accuracy

@@ -1,0 +1,40 @@
+"""The package's layers hold (import-linter), and a deliberate upward import is caught."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LINT = Path(sys.executable).with_name("lint-imports")
+
+
+def _lint(cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(LINT)], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_the_layers_contract_is_kept():
+    result = _lint(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "textrnn layers KEPT" in result.stdout
+
+
+def test_an_upward_import_breaks_the_contract(tmp_path):
+    # a copy of the package in which the data layer reaches up into training
+    shutil.copytree(ROOT / "src", tmp_path / "src")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    batching = tmp_path / "src" / "textrnn" / "data" / "batching.py"
+    batching.write_text(batching.read_text() + "\nfrom ..training import fit  # noqa: E402,F401\n")
+    env_path = str(tmp_path / "src")
+    result = subprocess.run([str(LINT)], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"})
+    assert result.returncode != 0
+    assert "BROKEN" in result.stdout and "textrnn.data.batching -> textrnn.training" in result.stdout
+
+
+@pytest.mark.parametrize("module", ["textrnn.cli", "textrnn.lesson", "textrnn.pretrained", "textrnn.evaluation"])
+def test_every_layer_imports_on_its_own(module):
+    result = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
