@@ -31,13 +31,16 @@ def _same_weights(a, b) -> bool:
     return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
 
 
-def test_sigkill_at_a_random_step_then_resume_gives_the_same_weights(data_root, tmp_path):
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+def test_sigkill_at_a_random_step_then_resume_gives_the_same_weights(data_root, tmp_path, cell):
+    """The default fast path (FastAdam, bucketed batches) for every cell."""
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    subprocess.run(_train_cli(data_root, whole), check=True, capture_output=True)
+    subprocess.run(_train_cli(data_root, whole, "--cell", cell), check=True, capture_output=True)
 
     seed = random.randrange(1 << 30)
     target = random.Random(seed).randrange(20, 200)  # 3 epochs of 94 steps: kill well before the end
-    proc = subprocess.Popen(_train_cli(data_root, killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(_train_cli(data_root, killed, "--cell", cell), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     checkpoints = killed / "checkpoints"
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
@@ -54,6 +57,8 @@ def test_sigkill_at_a_random_step_then_resume_gives_the_same_weights(data_root, 
                              capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert _same_weights(whole, killed), f"killed at step >= {target} (seed {seed}), resumed, weights differ"
+    # the same tensors, the same bytes
+    assert (whole / "model.safetensors").read_bytes() == (killed / "model.safetensors").read_bytes()
     record = json.loads((killed / "trainer_state.json").read_text())
     original = json.loads((whole / "trainer_state.json").read_text())
     metrics = ("loss", "accuracy", "val_loss", "val_accuracy")
