@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from .data import TokenizedCorpus, fingerprint
+from .data import TokenizedCorpus, encode_labels, fingerprint
 from .data.batching import TRUNCATION
 from .errors import TextrnnError
 from .models import ModelConfig, RNNClassifier, count_parameters, summary
@@ -205,38 +205,6 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             torch.manual_seed(self.seed)
             return RNNClassifier(config)
 
-    # -- labels -------------------------------------------------------------------------------------------------
-    def encode_labels(self, labels: Sequence, classes: Sequence[str] | None,
-                      unseen: dict | None = None) -> tuple[np.ndarray, list[str]]:
-        """Label ids and class names.
-
-        Strings are class names. Integers are indices into `classes` when the class names are words (AG News:
-        0 = "World"), else values whose names are their decimal strings (a CSV with labels 1 and 2). With
-        `unseen`, labels outside `classes` are counted there (name -> count) and get id -1 instead of failing.
-        """
-        labels = list(labels)
-        ints = all(isinstance(y, (int, np.integer)) and not isinstance(y, bool) for y in labels)
-        if not ints and not all(isinstance(y, str) for y in labels):
-            raise TextrnnError("labels must be all integers or all strings")
-        if classes is None:
-            names = [str(v) for v in sorted(set(labels))]
-        else:
-            names = [str(n) for n in classes]
-        if ints and classes is not None and not all(n.lstrip("-").isdigit() for n in names):
-            as_names = [names[y] if 0 <= y < len(names) else str(y) for y in labels]
-        else:
-            as_names = [str(y) for y in labels]
-        index = {name: i for i, name in enumerate(names)}
-        ids = np.fromiter((index.get(n, -1) for n in as_names), dtype=np.int64, count=len(as_names))
-        if (ids < 0).any():
-            missing = [n for n, i in zip(as_names, ids) if i < 0]
-            if unseen is None:
-                raise TextrnnError(f"labels not among the classes ({', '.join(names)}): "
-                                   f"{', '.join(map(repr, sorted(set(missing))[:5]))}")
-            for n in missing:
-                unseen[n] = unseen.get(n, 0) + 1
-        return ids, names
-
     # -- fitting ------------------------------------------------------------------------------------------------
     def fit(
         self,
@@ -263,14 +231,14 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if not texts:
             raise TextrnnError("no training texts")
         self._check_params()
-        y, names = self.encode_labels(labels, classes)
+        y, names = encode_labels(labels, classes)
         if len(set(y.tolist())) < 2:
             raise TextrnnError("the training labels hold only one class: a classifier needs at least two")
         train_config = self._train_config()
         val_texts = val_y = None
         if validation_data is not None:
             val_texts = _check_texts(validation_data[0], "validation texts")
-            val_y, _ = self.encode_labels(validation_data[1], names)
+            val_y, _ = encode_labels(validation_data[1], names)
         record = self._run_record(texts, y, val_texts, val_y, names, dict(metadata or {}))
 
         checkpointer, checkpoint = self._checkpointer(record), None
@@ -434,9 +402,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         """Accuracy on (texts, labels); labels as `fit` took them (names, or integer ids)."""
         self._check_fitted()
         if sample_weight is not None:
-            return super().score(texts, [self.classes_[i] for i in self.encode_labels(labels, self.classes_)[0]],
+            return super().score(texts, [self.classes_[i] for i in encode_labels(labels, self.classes_)[0]],
                                  sample_weight)
-        y, _ = self.encode_labels(labels, self.classes_)
+        y, _ = encode_labels(labels, self.classes_)
         return evaluate_loss_accuracy(self.model_, self._corpus(self.vectorizer_, _check_texts(texts)), y)[1]
 
     def summary(self, name: str = "textrnn") -> str:

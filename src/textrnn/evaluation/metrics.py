@@ -6,6 +6,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..data import encode_labels
+
 from .plots import plot_confusion_matrix
 
 METRICS_FILE = "metrics.json"
@@ -21,7 +23,7 @@ def evaluate(classifier, texts: Sequence[str], labels: Sequence) -> dict[str, An
     from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
 
     unseen: dict[str, int] = {}
-    y_true, _ = classifier.encode_labels(labels, classifier.classes_, unseen=unseen)
+    y_true, _ = encode_labels(labels, classifier.classes_, unseen=unseen)
     known = y_true >= 0  # rows whose label the model never saw are counted, not scored
     texts = [t for t, k in zip(texts, known) if k]
     y_true = y_true[known]
