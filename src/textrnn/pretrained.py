@@ -95,6 +95,13 @@ def _carry_over(old: Path, new: Path) -> None:
             _link_or_copy(entry, new / entry.name)
 
 
+def make_shareable(directory: Path) -> None:
+    """Give a temporary directory (mkdtemp makes it private, 0700) the permissions of any new directory."""
+    umask = os.umask(0)
+    os.umask(umask)
+    directory.chmod(0o777 & ~umask)
+
+
 def is_model_directory(path: Path) -> bool:
     return (path / CONFIG_FILE).is_file() or (path / CHECKPOINTS_DIR).is_dir()
 
@@ -110,6 +117,7 @@ def save_model_directory(target: str | os.PathLike, model: RNNClassifier, vector
     if target.exists() and not is_model_directory(target) and any(target.iterdir()):
         raise TextrnnError(f"{target} exists and is not a textrnn model directory; not overwriting it")
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    make_shareable(tmp)
     try:
         # clone: after training the weights are views into the optimizer's flat buffer, and safetensors
         # refuses tensors that share memory

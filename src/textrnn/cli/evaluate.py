@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .flags import add_data_flags, data_source, given_data_flags
+from .flags import add_data_flags, add_runtime_flags, data_source, given_data_flags, load_classifier
 
 
 def add_parser(sub) -> None:
@@ -17,6 +17,7 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--report", metavar="DIR", help="also write metrics.json, report.txt and confusion_matrix.png "
                    "into DIR (the model directory itself, for `textrnn compare`)")
+    add_runtime_flags(p)
     p.set_defaults(func=run)
 
 
@@ -39,14 +40,30 @@ def recorded_test_source(metadata: dict, data_dir: str | None):
     return None
 
 
+def _run_metadata(path: str) -> dict:
+    """The metadata a model directory's run recorded ({} for an ONNX export directory or a bare model)."""
+    from pathlib import Path
+
+    from ..errors import TextrnnError
+    from ..pretrained import CONFIG_FILE, read_configs
+
+    if (Path(path) / CONFIG_FILE).is_file():
+        try:
+            _, trainer_state = read_configs(path)
+        except TextrnnError:  # an export directory's config.json is not a model's; it records no run
+            return {}
+        return ((trainer_state or {}).get("run") or {}).get("metadata") or {}
+    return {}
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..estimator import TextClassifier
     from ..evaluation import evaluate, format_metrics, write_report
 
-    clf = TextClassifier.from_pretrained(args.model)
-    source = None if given_data_flags(args) else recorded_test_source(clf.metadata, args.data_dir)
+    clf = load_classifier(args)
+    metadata = _run_metadata(args.model)
+    source = None if given_data_flags(args) else recorded_test_source(metadata, args.data_dir)
     dataset = (source or data_source(args, training=False)).load()
-    text = args.text or clf.metadata.get("text") or dataset.text
+    text = args.text or metadata.get("text") or dataset.text
     test = dataset.test.take(args.limit)
     metrics = evaluate(clf, test.texts(text), dataset.labels_of(test))
     print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics))

@@ -96,3 +96,25 @@ def classifier_params(args: argparse.Namespace) -> tuple[dict, object]:
         if value is not None:
             params[name] = value
     return params, preset
+
+
+def add_runtime_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
+                   help="torch (default), or onnx: onnxruntime on the model's ONNX export (`textrnn export MODEL`; "
+                        "MODEL may then be the export directory itself)")
+    p.add_argument("--int8", action="store_true", help="with --runtime onnx: the int8-quantized export")
+
+
+def load_classifier(args: argparse.Namespace):
+    """The model in args.model, on the runtime --runtime names."""
+    if args.runtime == "onnx":
+        from ..deploy.runtime import OnnxClassifier
+
+        return OnnxClassifier(args.model, quantized=args.int8)
+    if args.int8:
+        from ..errors import TextrnnError
+
+        raise TextrnnError("--int8 goes with --runtime onnx")
+    from ..estimator import TextClassifier
+
+    return TextClassifier.from_pretrained(args.model)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import TextrnnError
+from .flags import add_runtime_flags, load_classifier
 
 
 def add_parser(sub) -> None:
@@ -17,6 +18,7 @@ def add_parser(sub) -> None:
     p.add_argument("--file", help="read texts from this file, one per line")
     p.add_argument("--json", action="store_true", help="one JSON object per text")
     p.add_argument("--top", type=int, default=None, help="show the K most probable classes (default: all)")
+    add_runtime_flags(p)
     p.set_defaults(func=run)
 
 
@@ -34,9 +36,7 @@ def read_texts(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..estimator import TextClassifier
-
-    clf = TextClassifier.from_pretrained(args.model)
+    clf = load_classifier(args)
     texts = read_texts(args)
     if not texts:
         raise TextrnnError("no texts to label")

@@ -97,8 +97,15 @@ class RNNEncoder(nn.Module):
         """Run the RNN over embedded rows `x` (batch, width, embedding_dim); with `steps`, keep every step's
         state too (the last layer's, both directions in the original token order)."""
         batch, width = x.shape[:2]
-        lengths = lengths.to(x.device) if self.config.mask else torch.full_like(lengths, width, device=x.device)
-        if width == 0:  # nothing to read: Keras's fully masked RNN returns its zero initial state
+        if self.config.mask:
+            lengths = lengths.to(x.device)
+        elif torch.jit.is_tracing():  # the width as a function of the input, not the traced example's number
+            lengths = torch.ones_like(x[:, :, 0], dtype=torch.long).sum(1)
+        else:
+            lengths = torch.full_like(lengths, width, device=x.device)
+        # nothing to read: Keras's fully masked RNN returns its zero initial state (a traced graph keeps the
+        # general path, which must hold for every width)
+        if width == 0 and not torch.jit.is_tracing():
             final = x.new_zeros(batch, self.output_size)
             return Encoded(final, x.new_zeros(batch, 0, self.output_size) if steps else None, lengths)
         last = (lengths - 1).clamp(min=0)  # each row's last real position
@@ -128,6 +135,7 @@ class RNNEncoder(nn.Module):
                 else:
                     x = torch.cat([forward, reversed_rows(backward)], dim=2)
         empty = lengths == 0
-        if bool(empty.any()):
+        # the check skips a masked_fill on the usual batch; a traced graph must not bake one outcome of it in
+        if torch.jit.is_tracing() or bool(empty.any()):
             final = final.masked_fill(empty[:, None], 0.0)
         return Encoded(final, outputs, lengths)

@@ -62,7 +62,9 @@ class SimpleRNN(nn.RNN):
                          dropout=dropout)
 
     def forward(self, x, hx=None):
-        if x.is_cuda or hx is not None or isinstance(x, nn.utils.rnn.PackedSequence):
+        # nn.RNN's own path on CUDA (cuDNN), and when traced for export: its loop unrolls at trace time, the
+        # fused RNN op does not
+        if x.is_cuda or hx is not None or isinstance(x, nn.utils.rnn.PackedSequence) or torch.jit.is_tracing():
             return super().forward(x, hx)
         finals = []
         for layer in range(self.num_layers):

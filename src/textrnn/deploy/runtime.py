@@ -1,0 +1,98 @@
+"""`OnnxClassifier`: classify texts with an exported model (export.py) through onnxruntime.
+
+It reads the export's config.json, checks that model.onnx and tokenizer.json are the ones exported together
+(labels and the tokenizer's SHA-256 in the graph's metadata), and runs batches of length-sorted, padded token
+ids. The execution provider is chosen automatically: CUDA where onnxruntime has it, else the CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import TextrnnError
+from ..data.batching import TokenizedCorpus
+from ..text import load_vectorizer
+from .export import CONFIG_FILE, FORMAT, INT8_FILE, ONNX_FILE, TOKENIZER_FILE, sha256_file
+
+ONNX_SUBDIR = "onnx"  # where `textrnn export MODEL_DIR` writes by default
+PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+def find_export(path: str | os.PathLike) -> Path:
+    """The export directory at `path`, or in `path/onnx` (a model directory exported in place)."""
+    path = Path(path)
+    for candidate in (path, path / ONNX_SUBDIR):
+        if (candidate / CONFIG_FILE).is_file() and (candidate / ONNX_FILE).is_file():
+            return candidate
+    raise TextrnnError(f"no ONNX export at {path}: run `textrnn export {path}` first")
+
+
+class OnnxClassifier:
+    """A classifier backed by onnxruntime; `predict`, `predict_proba` and `classes_` as TextClassifier's."""
+
+    def __init__(self, directory: str | os.PathLike, quantized: bool = False, batch_size: int = 256):
+        import onnxruntime as ort
+
+        self.directory = find_export(directory)
+        self.batch_size = batch_size
+        config_path = self.directory / CONFIG_FILE
+        try:
+            self.config = json.loads(config_path.read_text())
+            if self.config.get("format") != FORMAT:
+                raise TextrnnError(f"{config_path} is not a {FORMAT} export (format {self.config.get('format')!r})")
+            tokenizer = self.config["tokenizer"]
+            self.classes_ = [str(x) for x in self.config["labels"]]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise TextrnnError(f"{config_path} is not a valid textrnn ONNX config: {exc}") from None
+        name = INT8_FILE if quantized else ONNX_FILE
+        graph = self.directory / name
+        if not graph.is_file():
+            raise TextrnnError(f"{graph} is missing" + (": export with --quantize int8" if quantized else ""))
+        available = ort.get_available_providers()
+        self.providers = [p for p in PREFERRED_PROVIDERS if p in available]
+        try:
+            options = ort.SessionOptions()
+            # onnxruntime's threads spin while they wait for work; on a machine shared with other processes
+            # (a server, a test run) that spinning takes the cores the work needs
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+            self.session = ort.InferenceSession(str(graph), options, providers=self.providers)
+        except Exception as exc:  # onnxruntime raises its own exception types for an unreadable model
+            raise TextrnnError(f"cannot load {graph}: {' '.join(str(exc).split())[:300]}") from None
+        # an unmasked model never reads the lengths, and its graph has no such input
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if json.loads(meta.get("labels", "null")) != self.classes_:
+            raise TextrnnError(f"{graph} was exported with other labels than {config_path} lists: "
+                               f"{meta.get('labels')} against {self.classes_}")
+        tokenizer_file = self.directory / tokenizer.get("file", TOKENIZER_FILE)
+        recorded = json.loads(meta.get("tokenizer", "{}")).get("sha256")
+        if not tokenizer_file.is_file() or sha256_file(tokenizer_file) != recorded:
+            raise TextrnnError(f"{tokenizer_file} is not the tokenizer {graph} was exported with "
+                               f"(its SHA-256 differs from the one in the model's metadata)")
+        self.vectorizer = load_vectorizer(tokenizer_file, tokenizer["type"], max_tokens=tokenizer["max_tokens"])
+        self.max_len, self.truncate = tokenizer.get("max_len"), tokenizer.get("truncate", "head")
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        if isinstance(texts, str):
+            raise TextrnnError("texts must be a list of strings, not a single string: wrap it in a list")
+        texts = list(texts)
+        corpus = TokenizedCorpus.from_flat(*self.vectorizer.encode_flat(texts), self.max_len, self.truncate)
+        out = np.empty((len(texts), len(self.classes_)), dtype=np.float32)
+        order = np.argsort(corpus.lengths, kind="stable")  # batches of similar lengths carry little padding
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            tokens, lengths = (t.numpy() for t in corpus.batch(rows))
+            if tokens.shape[1] == 0:  # only empty texts: one column of padding, which the graph masks out
+                tokens = np.zeros((len(rows), 1), dtype=np.int64)
+            feed = {"tokens": tokens, "lengths": lengths}
+            out[rows] = self.session.run(None, {name: feed[name] for name in self.inputs})[0]
+        return out
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        return [self.classes_[i] for i in self.predict_proba(texts).argmax(1)]
