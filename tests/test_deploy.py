@@ -18,6 +18,7 @@ from textrnn.lesson.presets import PRESETS
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {name: dict(p.params, adapt_limit=p.adapt_limit) for name, p in PRESETS.items()}
 MODELS["stacked-bigru"] = dict(cell="gru", layers=2, bidirectional=True, embedding_dim=32, hidden_size=24)
+MODELS["concat-pooled-lstm"] = dict(cell="lstm", pooling="concat", embedding_dim=32, hidden_size=16)
 
 
 def _train(params, texts, labels, classes, out):
