@@ -20,16 +20,14 @@ def pool(encoded: Encoded, how: str) -> torch.Tensor:
     if how == "last":
         return encoded.final
     steps, lengths = encoded.steps, encoded.lengths
-    real = torch.arange(steps.shape[1], device=steps.device)[None, :] < lengths[:, None]  # (batch, width)
-    real = real[:, :, None]
-    largest = steps.masked_fill(~real, float("-inf")).amax(1) if steps.shape[1] else encoded.final
-    largest = torch.where(lengths[:, None] > 0, largest, torch.zeros_like(largest))
-    mean = (steps * real).sum(1) / lengths.clamp(min=1)[:, None].to(steps.dtype)
-    if how == "max":
-        return largest
-    if how == "mean":
-        return mean
-    return torch.cat([encoded.final, largest, mean], dim=1)
+    real = (torch.arange(steps.shape[1], device=steps.device)[None, :] < lengths[:, None])[:, :, None]
+    pooled = []
+    if how in ("max", "concat"):
+        largest = steps.masked_fill(~real, float("-inf")).amax(1) if steps.shape[1] else encoded.final
+        pooled.append(torch.where(lengths[:, None] > 0, largest, torch.zeros_like(largest)))
+    if how in ("mean", "concat"):
+        pooled.append((steps * real).sum(1) / lengths.clamp(min=1)[:, None].to(steps.dtype))
+    return torch.cat([encoded.final, *pooled], dim=1) if how == "concat" else pooled[0]
 
 
 class RNNClassifier(nn.Module):
