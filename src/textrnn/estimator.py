@@ -13,13 +13,13 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from .data import TokenizedCorpus, encode_labels, fingerprint
+from .data import TokenizedCorpus, check_texts, encode_labels, fingerprint
 from .data.batching import TRUNCATION
 from .errors import TextrnnError
 from .models import ModelConfig, RNNClassifier, count_parameters, summary
@@ -37,16 +37,6 @@ CURVES_FILE = "training.png"
 RESUMABLE_CHANGES = ("device", "progress", "checkpoint_dir", "checkpoint_every", "tensorboard_dir")
 # settings of a run that belong to that run, not to a model loaded from it
 RUN_ONLY_PARAMS = ("device", "checkpoint_dir", "tensorboard_dir", "progress")
-
-
-def _check_texts(texts: Any, what: str = "texts") -> list[str]:
-    if isinstance(texts, str):
-        raise TextrnnError(f"{what} must be a list of strings, not a single string: wrap it in a list")
-    texts = list(texts)
-    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
-    if bad is not None:
-        raise TextrnnError(f"{what}[{bad}] is a {type(texts[bad]).__name__}, not a string")
-    return texts
 
 
 class TextClassifier(ClassifierMixin, BaseEstimator):
@@ -225,7 +215,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             hyperparameters must be the run's own (its record says what they were), except `epochs`, which may
             grow to train a finished run further (not with the linear schedule, whose decay depends on it).
         """
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         if len(texts) != len(labels):
             raise TextrnnError(f"{len(texts)} texts but {len(labels)} labels")
         if not texts:
@@ -237,7 +227,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         train_config = self._train_config()
         val_texts = val_y = None
         if validation_data is not None:
-            val_texts = _check_texts(validation_data[0], "validation texts")
+            val_texts = check_texts(validation_data[0], "validation texts")
             val_y, _ = encode_labels(validation_data[1], names)
         record = self._run_record(texts, y, val_texts, val_y, names, dict(metadata or {}))
 
@@ -250,7 +240,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                 # an earlier run's checkpoints would look newer than this run's first ones to a later resume
                 log.warning("starting afresh: removing %d checkpoint(s) of an earlier run in %s",
                             checkpointer.clear(), checkpointer.directory)
-            source = _check_texts(adapt_texts, "adapt_texts") if adapt_texts is not None else texts
+            source = check_texts(adapt_texts, "adapt_texts") if adapt_texts is not None else texts
             if self.adapt_limit is not None:
                 source = source[: self.adapt_limit]
             vectorizer = make_vectorizer(self.tokenizer, self.max_tokens).adapt(source)
@@ -386,7 +376,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_logits(self, texts: Sequence[str], batch_size: int | None = None) -> torch.Tensor:
         self._check_fitted()
-        corpus = self._corpus(self.vectorizer_, _check_texts(texts))
+        corpus = self._corpus(self.vectorizer_, check_texts(texts))
         return predict_logits(self.model_, corpus, batch_size or self._inference_batch())
 
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
@@ -405,7 +395,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             return super().score(texts, [self.classes_[i] for i in encode_labels(labels, self.classes_)[0]],
                                  sample_weight)
         y, _ = encode_labels(labels, self.classes_)
-        return evaluate_loss_accuracy(self.model_, self._corpus(self.vectorizer_, _check_texts(texts)), y)[1]
+        return evaluate_loss_accuracy(self.model_, self._corpus(self.vectorizer_, check_texts(texts)), y)[1]
 
     def summary(self, name: str = "textrnn") -> str:
         self._check_fitted()
@@ -455,10 +445,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         clf.model_ = loaded.model
         clf.history_ = [EpochResult.from_dict(h) for h in state.get("history", [])]
         clf.run_record_ = state.get("run")
-        coverage = (clf.run_record_ or {}).get("embedding_coverage") or \
-            (clf.run_record_ or {}).get("metadata", {}).get("embedding_coverage")
-        if coverage:
-            clf.embedding_coverage_ = coverage
+        if (clf.run_record_ or {}).get("embedding_coverage"):
+            clf.embedding_coverage_ = clf.run_record_["embedding_coverage"]
         return clf
 
     @property

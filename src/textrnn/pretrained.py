@@ -16,6 +16,7 @@ success (what it holds that a save does not write, such as checkpoints and repor
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import shutil
@@ -192,6 +193,9 @@ def _upgrade_format_1(old: dict, directory: Path) -> tuple[dict, dict]:
     except (KeyError, TypeError, AttributeError) as exc:
         raise TextrnnError(f"{directory / CONFIG_FILE} is not a valid textrnn config: missing {exc}") from None
     run = old.get("run") or {"metadata": old.get("metadata", {})}
+    coverage = run.get("metadata", {}).get("embedding_coverage")  # 0.1 kept it among the metadata
+    if coverage and "embedding_coverage" not in run:
+        run = {**run, "embedding_coverage": coverage}
     return config, {"params": params, "history": old.get("history", []), "run": run}
 
 
@@ -341,9 +345,7 @@ def _check_weights_file(path: Path, expected: dict[str, tuple[int, ...]], rename
                                f"but {list(shape)} in the config")
         item = SAFETENSORS_ITEM_SIZES.get(info["dtype"])
         start, end = info["data_offsets"]
-        count = 1
-        for n in shape:
-            count *= n
+        count = math.prod(shape)
         if item is None or end - start != count * item:
             raise TextrnnError(f"{path}: {name} is stored as {info['dtype']} in {end - start:,} bytes; textrnn "
                                f"expects float32, {count * 4:,} bytes")

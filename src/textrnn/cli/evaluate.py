@@ -23,13 +23,13 @@ def add_parser(sub) -> None:
 
 def recorded_test_source(metadata: dict, data_dir: str | None):
     """The test split beside the data a model was trained on, from its run record (also textrnn 0.1's)."""
+    from dataclasses import replace
+
     from ..data import DATASETS, DataSource
 
     if "source" in metadata:
         source = DataSource.from_dict(metadata["source"]).test_only()
-        if source.own_files:
-            return source
-        return DataSource(dataset=source.dataset, data_dir=data_dir or source.data_dir)
+        return source if source.own_files else replace(source, data_dir=data_dir or source.data_dir)
     legacy = metadata.get("cli") or {}  # textrnn 0.1 recorded its argparse flags
     if legacy.get("test") and not legacy.get("dataset"):
         return DataSource(test=legacy["test"], format=legacy.get("format"), label_column=legacy.get("label_column"),

@@ -1,12 +1,23 @@
-"""Labels as the network sees them: ids into a list of class names."""
+"""Texts and labels as they enter: texts checked to be strings, labels as ids into a list of class names."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from ..errors import TextrnnError
+
+
+def check_texts(texts: Any, what: str = "texts") -> list[str]:
+    """`texts` as a list of strings, or a TextrnnError naming the first that is not one."""
+    if isinstance(texts, str):
+        raise TextrnnError(f"{what} must be a list of strings, not a single string: wrap it in a list")
+    texts = list(texts)
+    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise TextrnnError(f"{what}[{bad}] is a {type(texts[bad]).__name__}, not a string")
+    return texts
 
 
 def encode_labels(labels: Sequence, classes: Sequence[str] | None,

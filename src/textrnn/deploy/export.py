@@ -16,7 +16,6 @@ LSTM/GRU/RNN operators with a dynamic sequence length.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -29,6 +28,7 @@ import torch
 
 from ..errors import TextrnnError
 from ..pretrained import TOKENIZER_FILE, load_model_directory, make_shareable
+from ..training.checkpoints import sha256_file
 from ..version import __version__
 
 ONNX_FILE = "model.onnx"
@@ -48,11 +48,6 @@ class _Probabilities(torch.nn.Module):
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.model(tokens, lengths), dim=-1)
-
-
-def sha256_file(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _example_batch(vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:

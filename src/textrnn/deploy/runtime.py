@@ -14,10 +14,11 @@ from typing import Sequence
 
 import numpy as np
 
+from ..data import TokenizedCorpus, check_texts
 from ..errors import TextrnnError
-from ..data.batching import TokenizedCorpus
 from ..text import load_vectorizer
-from .export import CONFIG_FILE, FORMAT, INT8_FILE, ONNX_FILE, TOKENIZER_FILE, sha256_file
+from ..training.checkpoints import sha256_file
+from .export import CONFIG_FILE, FORMAT, INT8_FILE, ONNX_FILE, TOKENIZER_FILE
 
 ONNX_SUBDIR = "onnx"  # where `textrnn export MODEL_DIR` writes by default
 PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
@@ -79,9 +80,7 @@ class OnnxClassifier:
         self.max_len, self.truncate = tokenizer.get("max_len"), tokenizer.get("truncate", "head")
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        if isinstance(texts, str):
-            raise TextrnnError("texts must be a list of strings, not a single string: wrap it in a list")
-        texts = list(texts)
+        texts = check_texts(texts)
         corpus = TokenizedCorpus.from_flat(*self.vectorizer.encode_flat(texts), self.max_len, self.truncate)
         out = np.empty((len(texts), len(self.classes_)), dtype=np.float32)
         order = np.argsort(corpus.lengths, kind="stable")  # batches of similar lengths carry little padding
