@@ -40,7 +40,7 @@ def recorded_test_source(metadata: dict, data_dir: str | None):
     return None
 
 
-def _run_metadata(path: str) -> dict:
+def run_metadata(path: str) -> dict:
     """The metadata a model directory's run recorded ({} for an ONNX export directory or a bare model)."""
     from pathlib import Path
 
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate, format_metrics, write_report
 
     clf = load_classifier(args)
-    metadata = _run_metadata(args.model)
+    metadata = run_metadata(args.model)
     source = None if given_data_flags(args) else recorded_test_source(metadata, args.data_dir)
     dataset = (source or data_source(args, training=False)).load()
     text = args.text or metadata.get("text") or dataset.text
