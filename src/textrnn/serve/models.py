@@ -24,9 +24,8 @@ class ServedModel:
     runtime: str  # "torch" or "onnx"
     examples: list[str] = field(default_factory=list)
 
-    @property
-    def labels(self) -> list[str]:
-        return [str(label) for label in self.classifier.classes_]
+    def __post_init__(self) -> None:
+        self.labels = [str(label) for label in self.classifier.classes_]
 
     @property
     def can_explain(self) -> bool:
