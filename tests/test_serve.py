@@ -351,3 +351,22 @@ def test_serving_is_off_without_the_extra_message_names_it():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert result.returncode == 2 and "pip install 'textrnn[serve]'" in result.stderr
+
+
+def test_onnx_runtime_serves_the_export_and_refuses_to_explain(served_model_dir, clf, texts, tmp_path):
+    pytest.importorskip("onnxruntime")
+    import shutil
+
+    from textrnn.deploy.export import export_onnx
+
+    model_dir = tmp_path / "agnews"
+    shutil.copytree(served_model_dir, model_dir)
+    export_onnx(model_dir, model_dir / "onnx")
+    with TestClient(create_app([load_served_model(model_dir, "onnx", runtime="onnx")])) as c:
+        info = c.get("/v1/model").json()
+        assert info["runtime"] == "onnx" and info["explain"] is False and info["labels"] == list(clf.classes_)
+        answer = c.post("/v1/predict", json={"texts": texts[:20]}).json()["predictions"]
+        got = np.array([[p["probabilities"][k] for k in clf.classes_] for p in answer])
+        assert np.abs(got - clf.predict_proba(texts[:20])).max() < 1e-5
+        refused = c.post("/v1/predict?explain=true", json={"text": texts[0]})
+        assert refused.status_code == 400 and "--runtime torch" in refused.json()["detail"]
