@@ -30,6 +30,7 @@ import torch
 from .errors import TextrnnError
 from .data.batching import TRUNCATION
 from .models import ModelConfig, RNNClassifier
+from .models.language_model import LMConfig, RNNLanguageModel
 from .text import TOKENIZERS, Vectorizer, load_vectorizer
 from .training import CHECKPOINTS_DIR, resolve_device
 from .version import __version__
@@ -107,10 +108,11 @@ def is_model_directory(path: Path) -> bool:
     return (path / CONFIG_FILE).is_file() or (path / CHECKPOINTS_DIR).is_dir()
 
 
-def save_model_directory(target: str | os.PathLike, model: RNNClassifier, vectorizer: Vectorizer, labels: list[str],
+def save_model_directory(target: str | os.PathLike, model, vectorizer: Vectorizer, labels: list[str] | None,
                          tokenizer: dict, trainer_state: dict | None = None,
                          extra_files: dict[str, Callable[[Path], object]] | None = None) -> Path:
-    """Write a model directory atomically; `extra_files` maps a file name to a function that writes it."""
+    """Write a model directory atomically (a classifier's, or a language model's with `labels` None);
+    `extra_files` maps a file name to a function that writes it."""
     from safetensors.torch import save_file
 
     target = Path(target)
@@ -122,12 +124,14 @@ def save_model_directory(target: str | os.PathLike, model: RNNClassifier, vector
     try:
         # clone: after training the weights are views into the optimizer's flat buffer, and safetensors
         # refuses tensors that share memory
-        state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        weights = model.weights_to_save() if hasattr(model, "weights_to_save") else model.state_dict()
+        state = {k: v.detach().cpu().clone() for k, v in weights.items()}
         save_file(state, tmp / WEIGHTS_FILE, metadata={"format": "pt"})
         vectorizer.save(tmp / TOKENIZER_FILE)
         config = {"format": FORMAT_VERSION, "textrnn_version": __version__, "architecture": model.architecture,
-                  "model": model.config.to_dict(), "tokenizer": {**tokenizer, "file": TOKENIZER_FILE},
-                  "labels": list(labels)}
+                  "model": model.config.to_dict(), "tokenizer": {**tokenizer, "file": TOKENIZER_FILE}}
+        if labels is not None:
+            config["labels"] = list(labels)
         _write_json(tmp / CONFIG_FILE, config)
         if trainer_state is not None:
             _write_json(tmp / TRAINER_STATE_FILE, {"format": FORMAT_VERSION, **trainer_state})
@@ -235,6 +239,9 @@ def _check_config(config: dict, where: Path) -> tuple[type, ModelConfig, list[st
 
     name = config.get("architecture")
     architecture = ARCHITECTURES.get(name) if isinstance(name, str) else None
+    if name == RNNLanguageModel.architecture:
+        raise bad("architecture", "is a language model's, not a classifier's: use it with `textrnn generate`, "
+                  "`textrnn lm evaluate` or `textrnn train --init-from`")
     if architecture is None:
         raise bad("architecture", f"is {name!r}; this textrnn builds "
                   f"{', '.join(ARCHITECTURES)}")
@@ -271,6 +278,10 @@ def _check_config(config: dict, where: Path) -> tuple[type, ModelConfig, list[st
     if len(labels) != model_config.num_classes or len(set(labels)) != len(labels):
         raise bad("labels", f"holds {len(labels)} names ({len(set(labels))} distinct) but the output layer "
                   f"(model.num_classes) has {model_config.num_classes}")
+    return architecture, model_config, labels, _check_tokenizer(config, bad)
+
+
+def _check_tokenizer(config: dict, bad) -> dict:
     tokenizer = config.get("tokenizer")
     if not isinstance(tokenizer, dict):
         raise bad("tokenizer", "is missing or not an object")
@@ -285,9 +296,64 @@ def _check_config(config: dict, where: Path) -> tuple[type, ModelConfig, list[st
         raise bad("tokenizer.max_len", f"is {max_len!r}; it must be a whole number of tokens, at least 1")
     if tokenizer.get("truncate", "head") not in TRUNCATION:
         raise bad("tokenizer.truncate", f"is {tokenizer.get('truncate')!r}; choose one of {', '.join(TRUNCATION)}")
-    settings = {"type": kind, "max_tokens": max_tokens, "max_len": max_len,
-                "truncate": tokenizer.get("truncate", "head")}
-    return architecture, model_config, labels, settings
+    return {"type": kind, "max_tokens": max_tokens, "max_len": max_len, "truncate": tokenizer.get("truncate", "head")}
+
+
+# -- language models ------------------------------------------------------------------------------------------------
+@dataclass
+class LanguageModelDirectory:
+    model: RNNLanguageModel
+    vectorizer: Vectorizer
+    tokenizer: dict
+    trainer_state: dict | None
+
+
+def load_language_model_directory(directory: str | os.PathLike, device: str = "auto") -> LanguageModelDirectory:
+    """Read a language model's directory (JSON and safetensors only), every size checked before allocation."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    config, trainer_state = read_configs(directory)
+    where = directory / CONFIG_FILE
+
+    def bad(field: str, why: str) -> TextrnnError:
+        return TextrnnError(f"{where}: {field} {why}")
+
+    if config.get("architecture") != RNNLanguageModel.architecture:
+        raise bad("architecture", f"is {config.get('architecture')!r}: this is not a language model (one is made by "
+                  "`textrnn lm train`)")
+    model = config.get("model")
+    if not isinstance(model, dict) or set(model) - set(LMConfig.__dataclass_fields__):
+        raise bad("model", "is missing, not an object, or holds settings this textrnn's language models lack")
+    for name, limit in (("vocab_size", MODEL_LIMITS["vocab_size"]), ("embedding_dim", 65_536),
+                        ("hidden_size", 65_536), ("layers", 64)):
+        value = model.get(name)
+        if name in model or name == "vocab_size":
+            if type(value) is not int or not 1 <= value <= limit:
+                raise bad(f"model.{name}", f"is {value!r}; it must be a whole number from 1 to {limit:,}")
+    cutoffs = model.get("cutoffs")
+    if cutoffs is not None and (not isinstance(cutoffs, list) or not all(type(c) is int for c in cutoffs)):
+        raise bad("model.cutoffs", "must be a list of whole numbers")
+    try:
+        lm_config = LMConfig(**model)
+    except (TextrnnError, TypeError) as exc:
+        raise bad("model", f"is not valid: {exc}") from None
+    tokenizer = _check_tokenizer(config, bad)
+    if not (directory / TOKENIZER_FILE).is_file():
+        raise TextrnnError(f"{directory} is not a textrnn model: {TOKENIZER_FILE} is missing")
+    _check_weights_file(directory / WEIGHTS_FILE, RNNLanguageModel.weight_shapes(lm_config), lambda name: name)
+    vectorizer = load_vectorizer(directory / TOKENIZER_FILE, tokenizer["type"], max_tokens=tokenizer["max_tokens"])
+    if vectorizer.vocab_size > lm_config.vocab_size:
+        raise TextrnnError(f"{directory / TOKENIZER_FILE} has {vectorizer.vocab_size:,} tokens but the model's "
+                           f"embedding has {lm_config.vocab_size:,} rows")
+    network = RNNLanguageModel(lm_config)
+    try:
+        network.load_weights(load_file(directory / WEIGHTS_FILE))
+    except (SafetensorError, RuntimeError, OSError) as exc:
+        raise TextrnnError(f"cannot load weights from {directory / WEIGHTS_FILE}: {' '.join(str(exc).split())}") \
+            from None
+    return LanguageModelDirectory(network.to(resolve_device(device)).eval(), vectorizer, tokenizer, trainer_state)
 
 
 def read_safetensors_header(path: Path) -> dict[str, dict]:

@@ -13,9 +13,11 @@ from typing import Sequence
 
 from ..errors import TextrnnError
 from ..version import __version__
-from . import compare, datasets, embeddings, evaluate, explain, export, lesson, predict, serve, summary, train
+from . import (compare, datasets, embeddings, evaluate, explain, export, generate, lesson, lm, predict, serve, summary,
+               train)
 
-VERBS = (train, evaluate, predict, explain, serve, export, summary, compare, embeddings, datasets, lesson)
+VERBS = (train, evaluate, predict, explain, serve, export, lm, generate, summary, compare, embeddings, datasets,
+         lesson)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,117 @@
+"""`textrnn lm train|evaluate`: recurrent language models on a dataset's texts (labels ignored) or plain text."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from ..errors import TextrnnError
+from .flags import add_data_flags, data_source
+
+DEFAULT_OUT = "textrnn-lm"
+DEFAULT_VAL_SPLIT = 0.05
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("lm", help="language models: train one on texts (labels ignored), or measure its perplexity")
+    lsub = p.add_subparsers(dest="lm_command", metavar="ACTION", required=True)
+    t = lsub.add_parser("train", help="train a recurrent language model by truncated backpropagation through time")
+    add_data_flags(t)
+    t.add_argument("--corpus", action="append", metavar="FILE", help="plain text, one text per line (.gz ok); "
+                   "repeat for several files; instead of a dataset")
+    g = t.add_argument_group("model (AWD-LSTM's regularisation)")
+    g.add_argument("--cell", choices=["rnn", "lstm", "gru"], default="lstm")
+    g.add_argument("--embedding-dim", type=int, default=128)
+    g.add_argument("--hidden-size", type=int, default=256)
+    g.add_argument("--layers", type=int, default=2)
+    g.add_argument("--tokenizer", choices=["word", "char", "wordpiece", "bpe"], default="word")
+    g.add_argument("--max-tokens", type=int, help="vocabulary size (default: 20,000; 200 with --tokenizer char)")
+    g.add_argument("--softmax", choices=["auto", "full", "adaptive"], default="auto",
+                   help="auto (default): adaptive from 5,000 tokens up (faster, no weight tying), else full")
+    g.add_argument("--tie-weights", action=argparse.BooleanOptionalAction, default=True,
+                   help="share the embedding with the output layer (default, with the full softmax)")
+    g.add_argument("--embed-dropout", type=float, default=0.1, help="words dropped from the embedding (0.1)")
+    g.add_argument("--input-dropout", type=float, default=0.3, help="locked dropout on the embeddings (0.3)")
+    g.add_argument("--hidden-dropout", type=float, default=0.2, help="locked dropout between layers (0.2)")
+    g.add_argument("--output-dropout", type=float, default=0.3, help="locked dropout before the output (0.3)")
+    g.add_argument("--weight-drop", type=float, default=0.3, help="DropConnect on hidden-to-hidden weights (0.3)")
+    g = t.add_argument_group("training")
+    g.add_argument("--epochs", type=int, default=5)
+    g.add_argument("--batch-size", type=int, default=32, help="parallel rows of the stream (32)")
+    g.add_argument("--bptt", type=int, default=70, help="steps per window of truncated backpropagation (70)")
+    g.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (3e-3)")
+    g.add_argument("--clip-norm", type=float, default=0.25, help="gradient clipping norm (0.25)")
+    g.add_argument("--weight-decay", type=float, default=0.0)
+    g.add_argument("--early-stopping", type=int, default=2, metavar="PATIENCE",
+                   help="stop after PATIENCE epochs without a lower validation loss, keeping the best (2)")
+    g.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default="auto")
+    t.add_argument("--out", metavar="DIR", help=f"model directory to write (default: {DEFAULT_OUT})")
+    t.set_defaults(func=run_train)
+
+    e = lsub.add_parser("evaluate", help="perplexity of a language model on texts: a plain text file, or a "
+                        "dataset's test split")
+    e.add_argument("model", help="language model directory")
+    e.add_argument("--corpus", action="append", metavar="FILE", help="plain text, one text per line")
+    add_data_flags(e, training=False)
+    e.set_defaults(func=run_evaluate)
+
+
+def corpus_texts(args: argparse.Namespace, split: str) -> tuple[str, list[str], list[str] | None]:
+    """(name, texts, validation texts or None) from --corpus or the data flags; `split` is train or test."""
+    from ..data.corpus import read_corpus
+
+    if args.corpus:
+        if getattr(args, "dataset", None) or getattr(args, "train", None) or args.test:
+            raise TextrnnError("give either --corpus FILE or a dataset/--train/--test, not both")
+        return ", ".join(Path(c).name for c in args.corpus), read_corpus(args.corpus), None
+    dataset = data_source(args, training=split == "train").load()
+    text = args.text or dataset.text
+    if split == "test":
+        return dataset.name, dataset.test.texts(text), None
+    validation = dataset.validation.texts(text) if dataset.validation is not None else None
+    return dataset.name, dataset.train.texts(text), validation
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..data.corpus import hold_out
+    from ..lm import LanguageModel
+
+    name, texts, validation = corpus_texts(args, "train")
+    if not any(t.strip() for t in texts):
+        raise TextrnnError(f"the corpus ({name}) is empty: no text to learn from")
+    if validation is None:  # never the test split: a share of the training texts
+        texts, validation = hold_out(texts, args.val_split or DEFAULT_VAL_SPLIT, args.seed)
+    max_tokens = args.max_tokens or (200 if args.tokenizer == "char" else 20_000)
+    lm = LanguageModel(cell=args.cell, embedding_dim=args.embedding_dim, hidden_size=args.hidden_size,
+                       layers=args.layers, tie_weights=args.tie_weights,
+                       embed_dropout=args.embed_dropout, input_dropout=args.input_dropout,
+                       hidden_dropout=args.hidden_dropout, output_dropout=args.output_dropout,
+                       weight_drop=args.weight_drop, softmax=args.softmax, tokenizer=args.tokenizer,
+                       max_tokens=max_tokens, batch_size=args.batch_size, bptt=args.bptt, epochs=args.epochs,
+                       lr=args.lr, seed=args.seed, device=args.device, clip_norm=args.clip_norm,
+                       weight_decay=args.weight_decay, early_stopping=args.early_stopping, precision=args.precision,
+                       progress=not args.quiet)
+    print(f"training a {args.tokenizer}-level {args.cell.upper()} language model on {len(texts):,} texts of {name}, "
+          f"validating on {len(validation):,}", file=sys.stderr)
+    lm.fit(texts, validation, metadata={"corpus": name})
+    out = lm.save_pretrained(args.out or DEFAULT_OUT)
+    best = min((h for h in lm.history_ if "val_perplexity" in h), key=lambda h: h["val_loss"], default=None)
+    where = f" (validation perplexity {best['val_perplexity']:.2f}, epoch {best['epoch']})" if best else ""
+    print(f"saved {out}{where}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from ..lm import LanguageModel
+
+    lm = LanguageModel.from_pretrained(args.model)
+    name, texts, _ = corpus_texts(args, "test")
+    texts = texts[: args.limit] if args.limit else texts
+    perplexity = lm.perplexity(texts)
+    print(f"perplexity {perplexity:.2f} (cross-entropy {math.log(perplexity):.4f} nats per token) on {len(texts):,} "
+          f"texts of {name}")
+    return 0

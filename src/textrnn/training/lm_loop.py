@@ -1,0 +1,196 @@
+"""Training a language model: truncated backpropagation through time over one stream of tokens.
+
+The training texts become one stream (each text followed by the end-of-text id, 0, which is padding's id: a
+classifier never sees it inside a text), cut into `batch_size` parallel rows. Each step reads a window of about
+`bptt` steps from every row and predicts each next token; the state the window ends in starts the next window,
+detached, so gradients flow through one window only. Window lengths vary around `bptt` (AWD-LSTM's trick, so
+that every token is sometimes early and sometimes late in a window), with the learning rate scaled to the
+window's length; the draws are seeded. Every epoch ends with the validation stream's loss and perplexity;
+early stopping keeps the best epoch's weights, and Ctrl-C stops after the current window, keeping them too.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import TextrnnError
+from ..models.language_model import RNNLanguageModel, detach_state
+from .config import PRECISIONS, resolve_device
+from .loop import DeferredInterrupt
+
+MIN_WINDOW = 5
+
+
+@dataclass
+class LMTrainConfig:
+    batch_size: int = 32
+    bptt: int = 70
+    epochs: int = 5
+    lr: float = 3e-3
+    seed: int = 0
+    device: str = "auto"
+    clip_norm: float | None = 0.25
+    weight_decay: float = 0.0
+    early_stopping: int | None = 2  # epochs without a lower validation loss before stopping
+    precision: str = "fp32"
+    variable_bptt: bool = True
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.bptt < 2 or self.epochs < 1:
+            raise TextrnnError("batch size must be at least 1, bptt at least 2 and epochs at least 1")
+        if not self.lr > 0:
+            raise TextrnnError(f"learning rate must be positive, got {self.lr}")
+        if self.clip_norm is not None and not self.clip_norm > 0:
+            raise TextrnnError(f"clip norm must be positive, got {self.clip_norm}")
+        if self.precision not in PRECISIONS:
+            raise TextrnnError(f"unknown precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
+        if self.early_stopping is not None and self.early_stopping < 1:
+            raise TextrnnError(f"early-stopping patience must be at least 1 epoch, got {self.early_stopping}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def token_stream(ids: np.ndarray, lengths: np.ndarray, end_id: int = 0) -> np.ndarray:
+    """The texts' ids end to end, each text followed by `end_id`."""
+    out = np.full(len(ids) + len(lengths), end_id, dtype=np.int64)
+    ends = np.cumsum(lengths) + np.arange(1, len(lengths) + 1) - 1  # where each text's end marker goes
+    keep = np.ones(len(out), dtype=bool)
+    keep[ends] = False
+    out[keep] = ids
+    return out
+
+
+def batchify(stream: np.ndarray, batch_size: int, bptt: int, what: str = "training") -> torch.Tensor:
+    """(batch_size, n) rows of the stream side by side (the remainder dropped); each row must hold a whole
+    window."""
+    n = len(stream) // batch_size
+    if n <= bptt:
+        raise TextrnnError(f"the {what} text is {len(stream):,} tokens, shorter than one BPTT window for each of "
+                           f"{batch_size} rows ({batch_size} x {bptt + 1} tokens): give more text, or lower "
+                           "--batch-size or --bptt")
+    return torch.from_numpy(stream[: n * batch_size].reshape(batch_size, n).copy())
+
+
+def windows(length: int, bptt: int, rng: np.random.Generator | None) -> list[tuple[int, int]]:
+    """(start, width) of each window over rows of `length` tokens (the last token is only a target)."""
+    out, start = [], 0
+    while start < length - 1:
+        width = bptt
+        if rng is not None:
+            base = bptt if rng.random() < 0.95 else bptt / 2
+            width = max(MIN_WINDOW, int(rng.normal(base, 5)))
+        width = min(width, length - 1 - start)
+        out.append((start, width))
+        start += width
+    return out
+
+
+def _autocast(device: torch.device, precision: str):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+@torch.no_grad()
+def evaluate_lm_loss(model: RNNLanguageModel, rows: torch.Tensor, bptt: int = 70, precision: str = "fp32") -> float:
+    """Mean cross-entropy in nats per predicted token over `rows` (batch, n), the state carried across windows."""
+    model.eval()
+    device = next(model.parameters()).device
+    total, count, state = 0.0, 0, None
+    for start, width in windows(rows.shape[1], bptt, None):
+        x = rows[:, start : start + width].to(device)
+        y = rows[:, start + 1 : start + 1 + width].to(device)
+        with _autocast(device, precision):
+            outputs, state = model(x, state)
+            loss = model.loss(outputs.float(), y)
+        total += float(loss) * y.numel()
+        count += y.numel()
+    return total / max(count, 1)
+
+
+def fit_language_model(model: RNNLanguageModel, train: np.ndarray, validation: np.ndarray | None,
+                       config: LMTrainConfig, progress: bool = True) -> list[dict]:
+    """Train on the token stream `train`; validate on `validation` after every epoch. Returns the history (one
+    dict per epoch); the model ends with the best epoch's weights when early stopping is on."""
+    device = resolve_device(config.device)
+    model.to(device)
+    rows = batchify(train, config.batch_size, config.bptt)
+    val_rows = batchify(validation, min(config.batch_size, 10), config.bptt, "validation") \
+        if validation is not None else None
+    decay = [p for p in model.parameters() if p.ndim >= 2]  # matrices; biases are not decayed
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    rng = np.random.default_rng(config.seed)
+    history: list[dict] = []
+    best_loss, best_state, stale = math.inf, None, 0
+    with DeferredInterrupt() as interrupt:
+        for epoch in range(1, config.epochs + 1):
+            model.train()
+            plan = windows(rows.shape[1], config.bptt, rng if config.variable_bptt else None)
+            bar = tqdm(total=rows.numel(), unit="tok", unit_scale=True, desc=f"epoch {epoch}/{config.epochs}",
+                       disable=not progress, dynamic_ncols=True, mininterval=0.1 if sys.stderr.isatty() else 5.0)
+            started, state, tokens = time.perf_counter(), None, 0
+            for step, (start, width) in enumerate(plan):
+                x = rows[:, start : start + width].to(device)
+                y = rows[:, start + 1 : start + 1 + width].to(device)
+                for group in optimizer.param_groups:  # a longer window moves the weights further
+                    group["lr"] = config.lr * width / config.bptt
+                if state is not None:
+                    state = detach_state(state)
+                with _autocast(device, config.precision):
+                    outputs, state = model(x, state)
+                    loss = model.loss(outputs.float(), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.clip_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
+                if config.weight_decay:
+                    with torch.no_grad():  # decoupled (AdamW's): shrink every matrix by lr * weight_decay of itself
+                        for p in decay:
+                            p.mul_(1 - optimizer.param_groups[0]["lr"] * config.weight_decay)
+                optimizer.step()
+                if step % 20 == 0:  # one host sync every 20 windows, not every window
+                    value = float(loss.detach())
+                    bar.set_postfix(loss=f"{value:.3f}", ppl=f"{math.exp(min(value, 50)):.1f}")
+                tokens += y.numel()
+                bar.update(y.numel())
+                if interrupt.requested:
+                    break
+            bar.close()
+            seconds = time.perf_counter() - started
+            # the training perplexity, without dropout, on the stream's first 20 windows (all of it would cost
+            # a third of an epoch)
+            train_loss = evaluate_lm_loss(model, rows[:, : min(rows.shape[1], 20 * config.bptt + 1)], config.bptt,
+                                          config.precision)
+            result = {"epoch": epoch, "loss": train_loss, "perplexity": math.exp(train_loss), "tokens": tokens,
+                      "seconds": seconds, "tokens_per_s": tokens / seconds if seconds else 0.0,
+                      "interrupted": interrupt.requested, "best": False}
+            if val_rows is not None:
+                val_loss = evaluate_lm_loss(model, val_rows, config.bptt, config.precision)
+                result.update(val_loss=val_loss, val_perplexity=math.exp(val_loss))
+                if val_loss < best_loss:
+                    best_loss, stale = val_loss, 0
+                    best_state = copy.deepcopy(model.state_dict()) if config.early_stopping else None
+                    for h in history:
+                        h["best"] = False
+                    result["best"] = True
+                else:
+                    stale += 1
+            history.append(result)
+            if progress:
+                val = (f", validation perplexity {result['val_perplexity']:.2f}" if "val_perplexity" in result
+                       else "")
+                tqdm.write(f"epoch {epoch}: training perplexity {result['perplexity']:.2f}{val}, "
+                           f"{result['tokens_per_s']:,.0f} tokens/s", file=sys.stderr)
+            if interrupt.requested or (config.early_stopping and stale >= config.early_stopping):
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return history

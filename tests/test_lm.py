@@ -1,0 +1,143 @@
+"""Language models on IMDB's training reviews (the test reviews are never used): perplexity against a unigram
+baseline, generation that reads as English, seeds, per-token probabilities, files, and bad input."""
+
+import math
+import random
+import re
+
+import numpy as np
+import pytest
+
+from textrnn.cli import main
+from textrnn.errors import TextrnnError
+from textrnn.lm import LanguageModel, TextGenerator, _stream
+
+
+@pytest.fixture(scope="module")
+def reviews(data_root):
+    from textrnn import load_dataset
+
+    texts = load_dataset("imdb", data_root / "imdb").train.texts()
+    random.Random(0).shuffle(texts)
+    return texts
+
+
+def unigram_perplexity(train: np.ndarray, validation: np.ndarray, vocab_size: int) -> float:
+    """Add-one smoothed unigram model of the training stream, on the validation stream."""
+    counts = np.bincount(train, minlength=vocab_size) + 1.0
+    return math.exp(-np.log(counts[validation] / counts.sum()).mean())
+
+
+def word_lm_run(reviews, n_train, epochs):
+    train, validation = reviews[:n_train], reviews[n_train : n_train + 200]
+    lm = LanguageModel(max_tokens=8000, hidden_size=256, layers=1, epochs=epochs, early_stopping=None,
+                       progress=False).fit(train, validation)
+    baseline = unigram_perplexity(_stream(lm.vectorizer_, train), _stream(lm.vectorizer_, validation), 8000)
+    return lm, baseline, [h["val_perplexity"] for h in lm.history_]
+
+
+def test_word_lm_beats_a_unigram_model_and_keeps_improving(reviews):
+    lm, baseline, perplexities = word_lm_run(reviews, 800, 2)
+    assert lm.model_.config.softmax == "adaptive"  # "auto" at 8,000 tokens
+    assert perplexities[-1] < 0.75 * baseline, (perplexities, baseline)
+    assert perplexities[1] < perplexities[0]
+
+
+@pytest.mark.slow
+def test_word_lm_on_5000_reviews_keeps_falling_for_several_epochs(reviews):
+    _, baseline, perplexities = word_lm_run(reviews, 5000, 5)
+    assert all(b < a for a, b in zip(perplexities, perplexities[1:])), perplexities
+    assert perplexities[-1] < 0.5 * baseline, (perplexities, baseline)
+
+
+@pytest.fixture(scope="module")
+def char_lm(reviews, tmp_path_factory):
+    lm = LanguageModel(tokenizer="char", max_tokens=100, embedding_dim=64, hidden_size=256, layers=1,
+                       tie_weights=False, bptt=100, lr=4e-3, epochs=2, early_stopping=None, weight_drop=0.1,
+                       embed_dropout=0.0, input_dropout=0.1, output_dropout=0.1, progress=False)
+    lm.fit(reviews[:700], reviews[700:760])
+    directory = lm.save_pretrained(tmp_path_factory.mktemp("lm") / "char")
+    return lm, directory
+
+
+def words_of(text: str) -> list[str]:
+    return re.findall(r"[a-z]+", text.lower())
+
+
+def test_char_lm_writes_english_words_and_seeds_repeat(char_lm, reviews):
+    lm, directory = char_lm
+    generator = TextGenerator.from_pretrained(directory)
+    vocabulary = {w for text in reviews[:700] for w in words_of(text)}
+    samples = [generator.generate("the movie was ", max_tokens=300, temperature=0.7, seed=s) for s in range(3)]
+    generated = [w for s in samples for w in words_of(s[len("the movie was "):])]
+    known = sum(w in vocabulary for w in generated) / len(generated)
+    assert len(generated) > 60 and known > 0.7, (known, samples)
+    assert generator.generate("the movie was ", max_tokens=300, temperature=0.7, seed=1) == samples[1]
+    assert samples[0] != samples[1]
+    greedy = generator.generate("the movie was ", max_tokens=40, temperature=0, seed=5)
+    assert greedy == generator.generate("the movie was ", max_tokens=40, temperature=0, seed=9)
+    assert greedy == generator.generate("the movie was ", max_tokens=40, top_k=1, seed=2)
+    nucleus = generator.generate("the movie was ", max_tokens=40, temperature=1.0, top_p=1e-6, seed=3)
+    assert nucleus == greedy  # a tiny nucleus holds the most probable token alone
+
+
+def test_saved_lm_gives_the_same_perplexity_and_scores_real_order_higher(char_lm, reviews):
+    lm, directory = char_lm
+    loaded = LanguageModel.from_pretrained(directory)
+    held_out = reviews[800:830]
+    assert loaded.perplexity(held_out) == pytest.approx(lm.perplexity(held_out), rel=1e-6)
+    assert lm.perplexity(held_out) < 8  # a character model that learned nothing scores ~30 (the alphabet's size)
+    generator = TextGenerator.from_pretrained(directory)
+    sentence = "this is one of the best films i have seen in years"
+    scored = generator.token_probabilities(sentence)
+    assert [t for t, _ in scored] == list(sentence) and all(0 < p <= 1 for _, p in scored)
+    words = sentence.split()
+    random.Random(1).shuffle(words)
+    shuffled = generator.token_probabilities(" ".join(words))
+    mean = lambda pairs: np.mean([math.log(p) for _, p in pairs])  # noqa: E731
+    assert mean(scored) > mean(shuffled) + 0.2
+
+
+def test_lm_commands_train_evaluate_generate(tmp_path, reviews, capsys):
+    corpus = tmp_path / "reviews.txt"
+    corpus.write_text("\n".join(reviews[:150]) + "\n")
+    out = tmp_path / "lm"
+    assert main(["-q", "lm", "train", "--corpus", str(corpus), "--tokenizer", "char", "--hidden-size", "64",
+                 "--layers", "1", "--epochs", "1", "--out", str(out)]) == 0
+    assert "validation perplexity" in capsys.readouterr().out
+    held = tmp_path / "held.txt"
+    held.write_text("\n".join(reviews[900:910]) + "\n")
+    assert main(["lm", "evaluate", str(out), "--corpus", str(held)]) == 0
+    assert re.search(r"perplexity \d+\.\d\d .* on 10 texts", capsys.readouterr().out)
+    assert main(["generate", str(out), "--prompt", "the ", "--max-tokens", "30", "--seed", "4", "--count", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and all(line.startswith("the ") for line in lines) and lines[0] != lines[1]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "empty"),
+    ("a short text\n", "shorter than one BPTT window"),
+])
+def test_lm_train_refuses_corpora_it_cannot_learn_from(tmp_path, capsys, content, message):
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_text(content + "another one\n" * (content != "") + "and a third\n" * (content != ""))
+    if not content:
+        corpus.write_text("\n\n  \n")
+    assert main(["-q", "lm", "train", "--corpus", str(corpus), "--out", str(tmp_path / "lm")]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("textrnn: error:")]
+    assert len(errors) == 1 and message in errors[0]
+
+
+def test_unknown_prompt_and_wrong_model_kinds_are_one_line(char_lm, served_model_dir, capsys):
+    _, directory = char_lm
+    assert main(["generate", str(directory), "--prompt", "ⱥⱦⱶ"]) == 2
+    captured = capsys.readouterr()
+    assert "outside the model's vocabulary" in captured.err and captured.out == ""
+    assert main(["generate", str(served_model_dir)]) == 2
+    assert "not a language model" in capsys.readouterr().err
+    assert main(["predict", str(directory), "some text"]) == 2
+    assert "language model" in capsys.readouterr().err
+    with pytest.raises(TextrnnError, match="temperature"):
+        TextGenerator.from_pretrained(directory).generate("the", temperature=-1)
+    with pytest.raises(TextrnnError, match="empty"):
+        LanguageModel().fit(["", "  "])
