@@ -109,7 +109,7 @@ def evaluate_lm_loss(model: RNNLanguageModel, rows: torch.Tensor, bptt: int = 70
         y = rows[:, start + 1 : start + 1 + width].to(device)
         with _autocast(device, precision):
             outputs, state = model(x, state)
-            loss = model.loss(outputs.float(), y)
+        loss = model.loss(outputs.float(), y)
         total += float(loss) * y.numel()
         count += y.numel()
     return total / max(count, 1)
@@ -143,9 +143,9 @@ def fit_language_model(model: RNNLanguageModel, train: np.ndarray, validation: n
                     group["lr"] = config.lr * width / config.bptt
                 if state is not None:
                     state = detach_state(state)
-                with _autocast(device, config.precision):
+                with _autocast(device, config.precision):  # the recurrence; the softmax runs in fp32
                     outputs, state = model(x, state)
-                    loss = model.loss(outputs.float(), y)
+                loss = model.loss(outputs.float(), y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.clip_norm is not None:
