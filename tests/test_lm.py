@@ -141,3 +141,63 @@ def test_unknown_prompt_and_wrong_model_kinds_are_one_line(char_lm, served_model
         TextGenerator.from_pretrained(directory).generate("the", temperature=-1)
     with pytest.raises(TextrnnError, match="empty"):
         LanguageModel().fit(["", "  "])
+
+
+# -- a classifier started from a language model ---------------------------------------------------------------------
+def test_init_from_copies_the_language_model_and_unfreezes_from_the_top(char_lm, reviews):
+    import torch
+
+    from textrnn import TextClassifier
+
+    lm, directory = char_lm
+    texts = reviews[1000:1200]
+    labels = ["long" if len(t) > 800 else "short" for t in texts]
+    common = dict(init_from=directory, tokenizer="char", gradual_unfreezing=True, discriminative_lr=2.6,
+                  optimizer="adam", pooling="concat", progress=False)
+    head_only = TextClassifier(epochs=1, **common).fit(texts, labels)
+    encoder = head_only.model_.encoder
+    assert not encoder.config.bidirectional and encoder.config.hidden_size == 256
+    assert torch.equal(encoder.embedding.weight, lm.model_.embedding.weight)  # epoch 1 trains the head alone
+    assert torch.equal(encoder.rnn.weight_hh_l0, lm.model_.rnns[0].weight_hh_l0)
+    ids = torch.tensor([lm.vectorizer_.encode_reference(["the plot was thin"])[0]])
+    with torch.no_grad():
+        steps = encoder(ids, torch.tensor([ids.shape[1]]), steps=True).steps
+        assert torch.allclose(steps, lm.model_(ids)[0], atol=1e-6)  # the same network, read the same way
+    two = TextClassifier(epochs=2, **common).fit(texts, labels)
+    assert not torch.equal(two.model_.encoder.rnn.weight_hh_l0, lm.model_.rnns[0].weight_hh_l0)  # epoch 2: the RNN
+    assert torch.equal(two.model_.encoder.embedding.weight, lm.model_.embedding.weight)  # the embedding comes last
+    assert all(p.requires_grad for p in two.model_.parameters())  # unfrozen again after the run
+    assert two.run_record_["init_from"]["path"] == str(directory.resolve())
+
+
+def test_init_from_refuses_another_tokenizer_or_a_classifier(char_lm, served_model_dir, data_root, capsys):
+    from textrnn import TextClassifier
+
+    _, directory = char_lm
+    with pytest.raises(TextrnnError, match="uses the 'char' tokenizer"):
+        TextClassifier(init_from=directory, tokenizer="word", progress=False).fit(["a b", "c d"], ["x", "y"])
+    assert main(["train", "--dataset", "sst2", "--data-dir", str(data_root / "sst2"), "--init-from", str(directory),
+                 "--tokenizer", "wordpiece", "--limit", "50"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("textrnn: error:")]
+    assert len(errors) == 1 and "'char' tokenizer" in errors[0]
+    with pytest.raises(TextrnnError, match="not a language model"):
+        TextClassifier(init_from=served_model_dir, progress=False).fit(["a b", "c d"], ["x", "y"])
+
+
+def test_train_pretrain_fine_tunes_from_its_own_language_model(tmp_path, data_root, capsys):
+    import json
+
+    out = tmp_path / "sst2-pretrained"
+    assert main(["-q", "train", "--dataset", "sst2", "--data-dir", str(data_root / "sst2"), "--limit", "1500",
+                 "--pretrain", "--pretrain-epochs", "1", "--hidden-size", "64", "--max-tokens", "4000",
+                 "--out", str(out)]) == 0
+    assert "saved" in capsys.readouterr().out
+    lm_config = json.loads((out / "lm" / "config.json").read_text())
+    config = json.loads((out / "config.json").read_text())
+    assert lm_config["architecture"] == "RNNLanguageModel" and config["architecture"] == "RNNClassifier"
+    assert config["model"]["hidden_size"] == 64 and config["model"]["pooling"] == "concat"
+    assert config["model"]["bidirectional"] is False
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert len(state["history"]) == 4  # head, the LSTM layer, the embedding, then all
+    assert state["params"]["lr_schedule"] == "slanted" and state["params"]["gradual_unfreezing"] is True
+    assert (out / "lm" / "tokenizer.json").read_bytes() == (out / "tokenizer.json").read_bytes()

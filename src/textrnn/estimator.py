@@ -25,8 +25,8 @@ from .errors import TextrnnError
 from .models import ModelConfig, RNNClassifier, count_parameters, summary
 from .pretrained import TOKENIZER_FILE, load_model_directory, save_model_directory, versions
 from .text import DEFAULT_MAX_TOKENS, TOKENIZERS, load_vectorizer, make_vectorizer
-from .training import (Checkpointer, Checkpointing, EarlyStopping, EpochResult, ProgressBar, TensorBoard, TrainConfig,
-                       evaluate_loss_accuracy, fit, predict_logits)
+from .training import (Checkpointer, Checkpointing, EarlyStopping, EpochResult, GradualUnfreezing, ProgressBar,
+                       TensorBoard, TrainConfig, evaluate_loss_accuracy, fit, predict_logits)
 
 log = logging.getLogger("textrnn")
 
@@ -37,6 +37,10 @@ CURVES_FILE = "training.png"
 RESUMABLE_CHANGES = ("device", "progress", "checkpoint_dir", "checkpoint_every", "tensorboard_dir")
 # settings of a run that belong to that run, not to a model loaded from it
 RUN_ONLY_PARAMS = ("device", "checkpoint_dir", "tensorboard_dir", "progress")
+# ULMFiT's fine-tuning recipe (Howard & Ruder 2018) for a classifier started from a language model: concat pooling,
+# slanted triangular rates, discriminative rates, gradual unfreezing, dense Adam (per-layer parameter groups)
+FINE_TUNING = {"pooling": "concat", "lr_schedule": "slanted", "discriminative_lr": 2.6, "gradual_unfreezing": True,
+               "optimizer": "adam", "lr": 1e-2}
 
 
 class TextClassifier(ClassifierMixin, BaseEstimator):
@@ -76,6 +80,12 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         given) and on Ctrl-C; `fit(..., resume=True)` continues from the newest intact one.
     tensorboard_dir: also log each epoch's metrics there for TensorBoard (needs the `tensorboard` package).
     progress: progress bars and one line per epoch on stderr.
+    init_from: a language model directory (`textrnn lm train`, `LanguageModel.save_pretrained`) to start from: the
+        classifier takes its tokenizer, embedding and recurrent layers, and its shape (cell, embedding_dim,
+        hidden_size, layers; unidirectional), whatever those parameters say.
+    discriminative_lr, gradual_unfreezing: ULMFiT's fine-tuning: each layer group below the head learns at the rate
+        of the one above divided by this factor (2.6 in the paper); the head trains alone in epoch 1 and one more
+        group from the top joins each epoch. `FINE_TUNING` holds the recipe `textrnn train --init-from` uses.
 
     Learned attributes: `classes_` (class names, in the order of `predict_proba`'s columns), `vectorizer_`,
     `model_`, `history_` (one `EpochResult` per epoch), `run_record_` (settings, versions, data checksums and
@@ -117,6 +127,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         checkpoint_every: int | None = None,
         tensorboard_dir: str | os.PathLike | None = None,
         progress: bool = True,
+        init_from: str | os.PathLike | None = None,
+        discriminative_lr: float | None = None,
+        gradual_unfreezing: bool = False,
     ):
         self.cell = cell
         self.embedding_dim = embedding_dim
@@ -151,6 +164,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         self.checkpoint_every = checkpoint_every
         self.tensorboard_dir = tensorboard_dir
         self.progress = progress
+        self.init_from = init_from
+        self.discriminative_lr = discriminative_lr
+        self.gradual_unfreezing = gradual_unfreezing
 
     # -- configuration ------------------------------------------------------------------------------------------
     def _check_params(self) -> None:
@@ -168,11 +184,19 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             raise TextrnnError(f"adapt_limit must be at least 1 text, got {self.adapt_limit}")
         if self.embeddings is not None and self.tokenizer != "word":
             raise TextrnnError(f"pretrained word vectors need the word tokenizer, not {self.tokenizer!r}")
-        if self.freeze_embeddings and self.embeddings is None:
+        if self.init_from is not None and self.embeddings is not None:
+            raise TextrnnError("init_from brings the language model's embedding: give embeddings or init_from, not "
+                               "both")
+        if self.freeze_embeddings and self.embeddings is None and self.init_from is None:
             raise TextrnnError("freeze_embeddings keeps pretrained vectors fixed: give embeddings too")
 
     def _model_config(self, num_classes: int, vocab_size: int | None = None,
                       embedding_dim: int | None = None) -> ModelConfig:
+        if self.init_from is not None:  # the language model's shape, so that its weights fit
+            lm = self._language_model_config()
+            return ModelConfig(vocab_size=lm["vocab_size"], num_classes=num_classes, cell=lm["cell"],
+                               embedding_dim=lm["embedding_dim"], hidden_size=lm["hidden_size"], layers=lm["layers"],
+                               bidirectional=False, dropout=self.dropout, mask=self.mask, pooling=self.pooling)
         # The word vectorizer's table has max_tokens rows whether or not the texts fill them (Keras's layer, the
         # lesson's parameter counts); a learned char or subword vocabulary gets exactly its size.
         return ModelConfig(vocab_size=vocab_size or self.max_tokens, num_classes=num_classes, cell=self.cell,
@@ -185,7 +209,28 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                            batching=self.batching, device=self.device, optimizer=self.optimizer,
                            precision=self.precision, clip_norm=self.clip_norm, weight_decay=self.weight_decay,
                            lr_schedule=self.lr_schedule, warmup=self.warmup, early_stopping=self.early_stopping,
-                           monitor=self.monitor)
+                           monitor=self.monitor, discriminative_lr=self.discriminative_lr,
+                           gradual_unfreezing=self.gradual_unfreezing)
+
+    def _language_model_config(self) -> dict:
+        """The `init_from` language model's config.json "model" (JSON only), checked to fit a classifier."""
+        from .pretrained import read_configs
+
+        config, _ = read_configs(self.init_from)
+        if config.get("architecture") != "RNNLanguageModel":
+            raise TextrnnError(f"init_from: {self.init_from} is not a language model (architecture "
+                               f"{config.get('architecture')!r}); make one with `textrnn lm train`")
+        model, kind = config.get("model") or {}, (config.get("tokenizer") or {}).get("type")
+        if kind != self.tokenizer:
+            raise TextrnnError(f"the language model in {self.init_from} uses the {kind!r} tokenizer, and this "
+                               f"classifier the {self.tokenizer!r} one: they must be the same (--tokenizer {kind})")
+        last = model.get("embedding_dim") if model.get("tie_weights") and model.get("softmax") == "full" \
+            else model.get("hidden_size")
+        if last != model.get("hidden_size"):
+            raise TextrnnError(f"the language model in {self.init_from} ties its output to its embedding, so its "
+                               f"last layer has {last} units and the others {model.get('hidden_size')}: a "
+                               "classifier needs one width (train the LM with --no-tie-weights or --softmax adaptive)")
+        return model
 
     def build(self, num_classes: int, vocab_size: int | None = None, embedding_dim: int | None = None) -> RNNClassifier:
         """A freshly initialised network for `num_classes` classes, seeded by `seed` (torch's global RNG is left
@@ -243,7 +288,11 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             source = check_texts(adapt_texts, "adapt_texts") if adapt_texts is not None else texts
             if self.adapt_limit is not None:
                 source = source[: self.adapt_limit]
-            vectorizer = make_vectorizer(self.tokenizer, self.max_tokens).adapt(source)
+            if self.init_from is not None:  # the language model's vocabulary, which its embedding was trained on
+                self._language_model_config()
+                vectorizer = load_vectorizer(Path(self.init_from) / TOKENIZER_FILE, self.tokenizer)
+            else:
+                vectorizer = make_vectorizer(self.tokenizer, self.max_tokens).adapt(source)
         if checkpointer is not None:
             checkpointer.files = {TOKENIZER_FILE: vectorizer.save}
         train = self._corpus(vectorizer, texts)
@@ -256,10 +305,12 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             if self.embedding_dim is not None and self.embedding_dim != vectors.dim:
                 raise TextrnnError(f"embedding_dim is {self.embedding_dim} but the vectors in {self.embeddings} "
                                    f"have {vectors.dim} dimensions: leave embedding_dim unset or make them agree")
-        vocab_size = None if self.tokenizer == "word" else vectorizer.vocab_size
+        vocab_size = None if self.tokenizer == "word" and self.init_from is None else vectorizer.vocab_size
         embedding_dim = vectors.dim if vectors is not None else (
             checkpoint.tensors["model.encoder.embedding.weight"].shape[1] if checkpoint is not None else None)
         model = self.build(len(names), vocab_size, embedding_dim)
+        if self.init_from is not None and checkpoint is None:  # a checkpoint holds the weights already
+            record["init_from"] = self._copy_language_model(model)
         if vectors is not None:
             record["embedding_coverage"] = self._load_vectors(model, vectorizer, vectors, train)
         if self.freeze_embeddings:
@@ -285,6 +336,21 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             self.embedding_coverage_ = record["embedding_coverage"]
         return self
 
+    def _copy_language_model(self, model: RNNClassifier) -> dict:
+        """Put the `init_from` language model's embedding and recurrent layers into `model`; what was copied."""
+        from .pretrained import load_language_model_directory
+
+        lm = load_language_model_directory(self.init_from, "cpu").model
+        rnn = model.encoder.rnn
+        with torch.no_grad():
+            model.encoder.embedding.weight.copy_(lm.embedding.weight)
+            for i, layer in enumerate(lm.rnns):
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                    getattr(rnn, f"{name}_l{i}").copy_(getattr(layer, f"{name}_l0"))  # weight_hh: DropConnect is
+                    # off in eval mode, so this is the trained matrix itself
+        return {"path": str(Path(self.init_from).resolve()), "layers": len(lm.rnns),
+                "vocab_size": lm.config.vocab_size}
+
     def _checkpointer(self, record: dict) -> Checkpointer | None:
         if self.checkpoint_dir is None:
             return None
@@ -306,7 +372,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     def _callbacks(self, checkpointer: Checkpointer | None) -> list:
         """In the order they must run at an epoch's end: report, decide, then checkpoint what was decided."""
-        callbacks = []
+        callbacks = [GradualUnfreezing()] if self.gradual_unfreezing else []
         if self.progress:
             callbacks.append(ProgressBar())
         if self.tensorboard_dir is not None:

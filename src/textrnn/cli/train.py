@@ -32,8 +32,13 @@ def add_parser(sub) -> None:
                         "CUDA; adam: torch's dense Adam, exactly the lesson's; lazy-adam: SparseAdam's rule")
     g.add_argument("--clip-norm", type=float, help="clip the gradient to this norm (default 5; presets: none)")
     g.add_argument("--weight-decay", type=float, help="decoupled weight decay, as AdamW (default 0)")
-    g.add_argument("--lr-schedule", choices=["constant", "linear", "plateau"],
-                   help="constant (default); linear: warm-up then decay to 0; plateau: halve when validation stalls")
+    g.add_argument("--lr-schedule", choices=["constant", "linear", "plateau", "slanted"],
+                   help="constant (default); linear: warm-up then decay to 0; plateau: halve when validation stalls; "
+                        "slanted: ULMFiT's slanted triangular rates (up over --warmup, 0.1, then down)")
+    g.add_argument("--discriminative-lr", type=float, metavar="FACTOR", help="each layer below the head learns "
+                   "FACTOR times slower than the one above (ULMFiT: 2.6; the default with --init-from)")
+    g.add_argument("--gradual-unfreezing", action=argparse.BooleanOptionalAction, default=None,
+                   help="train the head alone in epoch 1, then one more layer each epoch (default with --init-from)")
     g.add_argument("--warmup", type=float, help="with --lr-schedule linear: fraction of steps spent warming up")
     g.add_argument("--early-stopping", type=int, metavar="PATIENCE",
                    help="stop after PATIENCE epochs without improvement and keep the best epoch's weights")
@@ -45,6 +50,12 @@ def add_parser(sub) -> None:
     g.add_argument("--truncate", choices=["head", "tail", "both"],
                    help="with --max-len: keep the first tokens (default), the last, or half from each end")
     g.add_argument("--device", help="auto (default), cpu or cuda")
+    g = p.add_argument_group("pretraining: a language model on the training texts first (ULMFiT)")
+    g.add_argument("--pretrain", action="store_true", help="train a language model on the training texts (and "
+                   "--unlabeled ones) into OUT/lm, then fine-tune the classifier from it")
+    g.add_argument("--unlabeled", action="append", metavar="FILE", help="with --pretrain: more text for the "
+                   "language model, one text per line (.gz ok); repeat for several files")
+    g.add_argument("--pretrain-epochs", type=int, default=5, help="the language model's epochs (default 5)")
     g = p.add_argument_group("run directory: the model, its checkpoints and logs")
     g.add_argument("--out", metavar="DIR", help=f"model directory to write (default: {DEFAULT_OUT})")
     g.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly where it stopped (crash, "
@@ -68,6 +79,14 @@ def run(args: argparse.Namespace) -> int:
     source = data_source(args)
     dataset = source.load()
     text = args.text or (preset.text_mode if preset and dataset.name == "ag_news" else dataset.text)
+    if args.unlabeled and not args.pretrain:
+        raise TextrnnError("--unlabeled texts are for the language model of --pretrain")
+    if args.pretrain:
+        if params.get("init_from"):
+            raise TextrnnError("--pretrain trains the language model to start from: give it or --init-from, not both")
+        params["init_from"] = str(pretrain(args, params, dataset.train.texts(text), out))
+    if params.get("init_from"):
+        fine_tuning(params)
     clf = TextClassifier(**params, progress=not args.quiet,
                          checkpoint_dir=None if args.no_checkpoints else out / CHECKPOINTS_DIR,
                          checkpoint_every=args.checkpoint_every or DEFAULT_CHECKPOINT_EVERY,
@@ -78,6 +97,40 @@ def run(args: argparse.Namespace) -> int:
     adapt = (dataset.train.columns[preset.adapt_field]
              if preset and preset.adapt_field in dataset.train.columns else None)
     return _train(clf, dataset, text, metadata, out, adapt=adapt)
+
+
+def fine_tuning(params: dict) -> None:
+    """ULMFiT's recipe (estimator.FINE_TUNING) for whatever the flags left unset, the language model's tokenizer,
+    and epochs enough to unfreeze every layer."""
+    from ..estimator import FINE_TUNING
+    from ..pretrained import read_configs
+
+    config, _ = read_configs(params["init_from"])
+    for name, value in FINE_TUNING.items():
+        params.setdefault(name, value)
+    params.setdefault("tokenizer", (config.get("tokenizer") or {}).get("type", "word"))
+    params.setdefault("epochs", int((config.get("model") or {}).get("layers", 1)) + 3)  # head, layers, embedding
+
+
+def pretrain(args: argparse.Namespace, params: dict, texts: list[str], out: Path) -> Path:
+    """Train a language model on the training texts (and --unlabeled ones) into OUT/lm; its directory."""
+    from ..data.corpus import hold_out, read_corpus
+    from ..lm import LanguageModel
+
+    corpus = list(texts) + (read_corpus(args.unlabeled) if args.unlabeled else [])
+    tokenizer = params.get("tokenizer", "word")
+    lm_texts, lm_validation = hold_out(corpus, 0.05, params.get("seed", 0))
+    print(f"pretraining a language model on {len(lm_texts):,} texts ({len(corpus) - len(texts):,} unlabeled), "
+          f"validating on {len(lm_validation):,}", file=sys.stderr)
+    # one width for every layer (no tied output), so that the classifier can take every layer
+    lm = LanguageModel(layers=params.get("layers") or 1, hidden_size=params.get("hidden_size") or 256,
+                       embedding_dim=params.get("embedding_dim") or 128, cell=params.get("cell") or "lstm",
+                       tokenizer=tokenizer, max_tokens=params.get("max_tokens") or (200 if tokenizer == "char"
+                                                                                    else 20_000),
+                       tie_weights=False, epochs=args.pretrain_epochs, seed=params.get("seed", 0),
+                       progress=not args.quiet)
+    lm.fit(lm_texts, lm_validation, metadata={"pretraining_for": str(out)})
+    return lm.save_pretrained(out / "lm")
 
 
 def resume(args: argparse.Namespace) -> int:

@@ -1,11 +1,11 @@
 """Training: the loop, its callbacks, checkpoints and the optimizer."""
 
-from .callbacks import Callback, Checkpointing, EarlyStopping, ProgressBar, TensorBoard
+from .callbacks import Callback, Checkpointing, EarlyStopping, GradualUnfreezing, ProgressBar, TensorBoard
 from .checkpoints import CHECKPOINTS_DIR, Checkpoint, Checkpointer, read_checkpoint
 from .config import EpochResult, TrainConfig, resolve_device
 from .loop import evaluate_loss_accuracy, fit, predict_logits
 from .optim import FastAdam
 
 __all__ = ["CHECKPOINTS_DIR", "Callback", "Checkpoint", "Checkpointer", "Checkpointing", "EarlyStopping",
-           "EpochResult", "FastAdam", "ProgressBar", "TensorBoard", "TrainConfig", "evaluate_loss_accuracy", "fit",
-           "predict_logits", "read_checkpoint", "resolve_device"]
+           "EpochResult", "FastAdam", "GradualUnfreezing", "ProgressBar", "TensorBoard", "TrainConfig",
+           "evaluate_loss_accuracy", "fit", "predict_logits", "read_checkpoint", "resolve_device"]

@@ -11,7 +11,7 @@ from ..errors import TextrnnError
 
 OPTIMIZERS = ("auto", "fast-adam", "lazy-adam", "adam")
 PRECISIONS = ("fp32", "bf16")
-LR_SCHEDULES = ("constant", "linear", "plateau")
+LR_SCHEDULES = ("constant", "linear", "plateau", "slanted")
 MONITORS = ("val_accuracy", "val_loss")
 
 
@@ -36,8 +36,15 @@ class TrainConfig:
     weight_decay: float = 0.0
     # "constant"; "linear": warm up over the first `warmup` fraction of steps, then decay to 0;
     # "plateau": halve the rate when the monitored validation metric stops improving
+    # "slanted": ULMFiT's slanted triangular rate: up from lr/32 over the first `warmup` fraction of steps (0.1
+    # when unset), then down to lr/32
     lr_schedule: str = "constant"
     warmup: float = 0.0
+    # ULMFiT's fine-tuning (Howard & Ruder 2018): each layer below the head learns at the rate of the one above
+    # divided by `discriminative_lr` (2.6 in the paper); with `gradual_unfreezing`, epoch 1 trains the head
+    # alone, each later epoch one more layer from the top, the embedding last
+    discriminative_lr: float | None = None
+    gradual_unfreezing: bool = False
     # stop after this many epochs without improvement of `monitor`, and restore the best epoch's weights
     early_stopping: int | None = None
     monitor: str = "val_accuracy"
@@ -67,6 +74,12 @@ class TrainConfig:
             raise TextrnnError(f"warmup is a fraction of the training steps in [0, 1), got {self.warmup}")
         if self.early_stopping is not None and self.early_stopping < 1:
             raise TextrnnError(f"early-stopping patience must be at least 1 epoch, got {self.early_stopping}")
+        if self.discriminative_lr is not None and not self.discriminative_lr >= 1:
+            raise TextrnnError(f"the discriminative learning-rate factor must be 1 or more, got "
+                               f"{self.discriminative_lr}")
+        if (self.discriminative_lr or self.gradual_unfreezing) and self.optimizer not in ("adam", "auto"):
+            raise TextrnnError("discriminative learning rates and gradual unfreezing train with optimizer 'adam' (or "
+                               f"'auto'), not {self.optimizer!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

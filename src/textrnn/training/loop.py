@@ -33,16 +33,35 @@ log = logging.getLogger("textrnn")
 
 
 # -- the parts a run is made of -----------------------------------------------------------------------------------
+def layer_groups(model: nn.Module) -> list[list[nn.Parameter]]:
+    """The classifier's parameters from the top down: head, each recurrent layer from the last, embedding (what
+    discriminative learning rates and gradual unfreezing treat as one layer each)."""
+    encoder = model.encoder
+    if model.config.bidirectional:
+        rnn_layers = [list(layer.parameters()) for layer in encoder.rnn]
+    else:
+        rnn_layers = [[p for n, p in encoder.rnn.named_parameters() if n.endswith(f"_l{i}")]
+                      for i in range(model.config.layers)]
+    return [list(model.head.parameters()), *reversed(rnn_layers), [encoder.embedding.weight]]
+
+
 def configure_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     name = config.optimizer
     if name == "auto":
-        name = "fast-adam" if device.type == "cpu" else "adam"
+        # fine-tuning's per-layer rates and freezing need the dense optimizer's parameter groups
+        fine_tuning = config.discriminative_lr or config.gradual_unfreezing
+        name = "fast-adam" if device.type == "cpu" and not fine_tuning else "adam"
     embedding = model.embedding
     embedding.sparse = name != "adam"
     if name != "adam":
         return FastAdam(model.parameters(), embedding=embedding, lr=config.lr, catch_up=name == "fast-adam",
                         max_grad_norm=config.clip_norm, weight_decay=config.weight_decay)
     params = [p for p in model.parameters() if p.requires_grad]  # a frozen embedding is left out
+    if config.discriminative_lr:
+        factor, kept = config.discriminative_lr, set(map(id, params))
+        params = [{"params": [p for p in group if id(p) in kept], "lr": config.lr / factor ** depth}
+                  for depth, group in enumerate(layer_groups(model))]
+        params = [g for g in params if g["params"]]
     if config.weight_decay:
         return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=device.type == "cuda")
     return torch.optim.Adam(params, lr=config.lr, fused=device.type == "cuda")
@@ -60,6 +79,16 @@ def configure_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, s
             return max(0.0, (total - step) / max(1, total - warm))
 
         return torch.optim.lr_scheduler.LambdaLR(optimizer, factor), "step"
+    if config.lr_schedule == "slanted":
+        total = max(1, steps_per_epoch * config.epochs)
+        cut = max(1, int((config.warmup or 0.1) * total))
+        ratio = 32.0
+
+        def slanted(step: int) -> float:
+            p = step / cut if step < cut else 1 - (step - cut) / max(1, total - cut)
+            return (1 + max(0.0, p) * (ratio - 1)) / ratio
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, slanted), "step"
     if config.lr_schedule == "plateau":
         mode = "max" if config.monitor == "val_accuracy" else "min"
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=0.5, patience=1), "epoch"
