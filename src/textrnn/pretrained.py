@@ -205,8 +205,6 @@ def _upgrade_format_1(old: dict, directory: Path) -> tuple[dict, dict]:
 
 def load_model_directory(directory: str | os.PathLike, device: str = "auto") -> ModelDirectory:
     """Read a model directory (JSON and safetensors only) onto `device`."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
 
     directory = Path(directory)
     config, trainer_state = read_configs(directory)
@@ -214,19 +212,7 @@ def load_model_directory(directory: str | os.PathLike, device: str = "auto") -> 
         raise TextrnnError(f"{directory} is not a textrnn model: {TOKENIZER_FILE} is missing")
     architecture, model_config, labels, tokenizer = _check_config(config, directory / CONFIG_FILE)
     rename = _upgrade_weight_name if config.get("format") == 1 else (lambda name: name)
-    _check_weights_file(directory / WEIGHTS_FILE, architecture.weight_shapes(model_config), rename)
-    vectorizer = load_vectorizer(directory / TOKENIZER_FILE, tokenizer["type"], max_tokens=tokenizer["max_tokens"])
-    if vectorizer.vocab_size > model_config.vocab_size:
-        raise TextrnnError(f"{directory / TOKENIZER_FILE} has {vectorizer.vocab_size:,} tokens but the embedding in "
-                           f"{directory / CONFIG_FILE} (model.vocab_size) has {model_config.vocab_size:,} rows")
-    # every size has been checked against the weights file: building the network allocates what the file holds
-    model = architecture(model_config)
-    try:
-        weights = {rename(k): v for k, v in load_file(directory / WEIGHTS_FILE).items()}
-        model.load_state_dict(weights)
-    except (SafetensorError, RuntimeError, OSError) as exc:
-        detail = " ".join(str(exc).split())  # torch's message spans lines; ours is one
-        raise TextrnnError(f"cannot load weights from {directory / WEIGHTS_FILE}: {detail}") from None
+    model, vectorizer = _read_network(directory, tokenizer, architecture, model_config, rename)
     model = model.to(resolve_device(device)).eval()
     return ModelDirectory(model, vectorizer, labels, tokenizer, trainer_state, config.get("format", 1))
 
@@ -310,8 +296,6 @@ class LanguageModelDirectory:
 
 def load_language_model_directory(directory: str | os.PathLike, device: str = "auto") -> LanguageModelDirectory:
     """Read a language model's directory (JSON and safetensors only), every size checked before allocation."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
 
     directory = Path(directory)
     config, trainer_state = read_configs(directory)
@@ -342,18 +326,33 @@ def load_language_model_directory(directory: str | os.PathLike, device: str = "a
     tokenizer = _check_tokenizer(config, bad)
     if not (directory / TOKENIZER_FILE).is_file():
         raise TextrnnError(f"{directory} is not a textrnn model: {TOKENIZER_FILE} is missing")
-    _check_weights_file(directory / WEIGHTS_FILE, RNNLanguageModel.weight_shapes(lm_config), lambda name: name)
-    vectorizer = load_vectorizer(directory / TOKENIZER_FILE, tokenizer["type"], max_tokens=tokenizer["max_tokens"])
-    if vectorizer.vocab_size > lm_config.vocab_size:
-        raise TextrnnError(f"{directory / TOKENIZER_FILE} has {vectorizer.vocab_size:,} tokens but the model's "
-                           f"embedding has {lm_config.vocab_size:,} rows")
-    network = RNNLanguageModel(lm_config)
-    try:
-        network.load_weights(load_file(directory / WEIGHTS_FILE))
-    except (SafetensorError, RuntimeError, OSError) as exc:
-        raise TextrnnError(f"cannot load weights from {directory / WEIGHTS_FILE}: {' '.join(str(exc).split())}") \
-            from None
+    network, vectorizer = _read_network(directory, tokenizer, RNNLanguageModel, lm_config)
     return LanguageModelDirectory(network.to(resolve_device(device)).eval(), vectorizer, tokenizer, trainer_state)
+
+
+def _read_network(directory: Path, tokenizer: dict, architecture, config, rename=lambda name: name):
+    """(network, vectorizer) of a directory whose config.json has been checked: the weights file's header against
+    the shapes the config implies and the tokenizer against the embedding, before anything is allocated."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    _check_weights_file(directory / WEIGHTS_FILE, architecture.weight_shapes(config), rename)
+    vectorizer = load_vectorizer(directory / TOKENIZER_FILE, tokenizer["type"], max_tokens=tokenizer["max_tokens"])
+    if vectorizer.vocab_size > config.vocab_size:
+        raise TextrnnError(f"{directory / TOKENIZER_FILE} has {vectorizer.vocab_size:,} tokens but the embedding in "
+                           f"{directory / CONFIG_FILE} (model.vocab_size) has {config.vocab_size:,} rows")
+    # every size has been checked against the weights file: building the network allocates what the file holds
+    network = architecture(config)
+    try:
+        weights = {rename(k): v for k, v in load_file(directory / WEIGHTS_FILE).items()}
+        if hasattr(network, "load_weights"):
+            network.load_weights(weights)
+        else:
+            network.load_state_dict(weights)
+    except (SafetensorError, RuntimeError, OSError) as exc:
+        detail = " ".join(str(exc).split())  # torch's message spans lines; ours is one
+        raise TextrnnError(f"cannot load weights from {directory / WEIGHTS_FILE}: {detail}") from None
+    return network, vectorizer
 
 
 def read_safetensors_header(path: Path) -> dict[str, dict]:

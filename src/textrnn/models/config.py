@@ -13,6 +13,15 @@ CELL_NAMES = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 POOLINGS = ("last", "max", "mean", "concat")
 
 
+def check_shape(config) -> None:
+    """The checks every network's config shares: a known cell, and sizes of at least 1."""
+    if config.cell not in CELLS:
+        raise TextrnnError(f"unknown cell {config.cell!r}: choose one of {', '.join(CELLS)}")
+    for name in ("vocab_size", "embedding_dim", "hidden_size", "layers"):
+        if getattr(config, name) < 1:
+            raise TextrnnError(f"{name} must be at least 1, got {getattr(config, name)}")
+
+
 @dataclass
 class ModelConfig:
     vocab_size: int  # rows of the embedding table (the lesson: max_tokens, padding and OOV included)
@@ -27,11 +36,7 @@ class ModelConfig:
     pooling: str = "last"
 
     def __post_init__(self) -> None:
-        if self.cell not in CELLS:
-            raise TextrnnError(f"unknown cell {self.cell!r}: choose one of {', '.join(CELLS)}")
-        for name in ("vocab_size", "embedding_dim", "hidden_size", "layers"):
-            if getattr(self, name) < 1:
-                raise TextrnnError(f"{name} must be at least 1, got {getattr(self, name)}")
+        check_shape(self)
         if self.num_classes < 2:
             raise TextrnnError(f"a classifier needs at least 2 classes, got {self.num_classes}")
         if not 0.0 <= self.dropout < 1.0:

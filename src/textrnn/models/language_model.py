@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ..errors import TextrnnError
-from .config import CELLS
+from .config import check_shape
 
 SOFTMAXES = ("full", "adaptive")
 
@@ -45,11 +45,7 @@ class LMConfig:
     cutoffs: tuple[int, ...] | None = None  # adaptive softmax: where its clusters start (default: from vocab size)
 
     def __post_init__(self) -> None:
-        if self.cell not in CELLS:
-            raise TextrnnError(f"unknown cell {self.cell!r}: choose one of {', '.join(CELLS)}")
-        for name in ("vocab_size", "embedding_dim", "hidden_size", "layers"):
-            if getattr(self, name) < 1:
-                raise TextrnnError(f"{name} must be at least 1, got {getattr(self, name)}")
+        check_shape(self)
         for name in ("embed_dropout", "input_dropout", "hidden_dropout", "output_dropout", "weight_drop"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise TextrnnError(f"{name} must be in [0, 1), got {getattr(self, name)}")
