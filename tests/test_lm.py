@@ -201,3 +201,36 @@ def test_train_pretrain_fine_tunes_from_its_own_language_model(tmp_path, data_ro
     assert len(state["history"]) == 4  # head, the LSTM layer, the embedding, then all
     assert state["params"]["lr_schedule"] == "slanted" and state["params"]["gradual_unfreezing"] is True
     assert (out / "lm" / "tokenizer.json").read_bytes() == (out / "tokenizer.json").read_bytes()
+
+
+def test_lm_train_killed_mid_epoch_resumes_to_the_same_weights(tmp_path, reviews):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    corpus = tmp_path / "reviews.txt"
+    corpus.write_text("\n".join(reviews[:150]) + "\n")
+    flags = ["--corpus", str(corpus), "--tokenizer", "char", "--hidden-size", "64", "--layers", "2", "--epochs",
+             "2", "--checkpoint-every", "10"]
+    run = [sys.executable, "-m", "textrnn", "-q", "lm", "train", *flags]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([*run, "--out", str(tmp_path / "whole")], check=True, env=env, capture_output=True)
+    killed = subprocess.Popen([*run, "--out", str(tmp_path / "killed")], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    checkpoints = tmp_path / "killed" / "checkpoints"
+    deadline = time.monotonic() + 120
+    while not any(p.name >= "step-00000030" for p in checkpoints.glob("step-*")):  # well into the first epoch
+        assert killed.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert not (tmp_path / "killed" / "model.safetensors").exists()
+    resumed = subprocess.run([sys.executable, "-m", "textrnn", "lm", "train", "--resume", str(tmp_path / "killed")],
+                             env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from" in resumed.stderr
+    whole = (tmp_path / "whole" / "model.safetensors").read_bytes()
+    assert (tmp_path / "killed" / "model.safetensors").read_bytes() == whole
+    assert [p.name for p in checkpoints.iterdir()] == [sorted(p.name for p in checkpoints.iterdir())[-1]]

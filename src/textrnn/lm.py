@@ -21,8 +21,8 @@ from sklearn.base import BaseEstimator
 from .data import check_texts, fingerprint
 from .errors import TextrnnError
 from .models.language_model import LMConfig, RNNLanguageModel
-from .pretrained import load_language_model_directory, save_model_directory, versions
-from .text import DEFAULT_MAX_TOKENS, TOKENIZERS, make_vectorizer
+from .pretrained import TOKENIZER_FILE, load_language_model_directory, save_model_directory, versions
+from .text import DEFAULT_MAX_TOKENS, TOKENIZERS, load_vectorizer, make_vectorizer
 from .text.vectorizer import OOV_ID, PAD_ID
 from .training.lm_loop import LMTrainConfig, evaluate_lm_loss, fit_language_model, token_stream
 
@@ -51,7 +51,8 @@ class LanguageModel(BaseEstimator):
                  softmax: str = "auto", tokenizer: str = "word", max_tokens: int = DEFAULT_MAX_TOKENS,
                  batch_size: int = 32, bptt: int = 70, epochs: int = 5, lr: float = 3e-3, seed: int = 0,
                  device: str = "auto", clip_norm: float | None = 0.25, weight_decay: float = 0.0,
-                 early_stopping: int | None = 2, precision: str = "fp32", progress: bool = True):
+                 early_stopping: int | None = 2, precision: str = "fp32", progress: bool = True,
+                 checkpoint_dir: str | os.PathLike | None = None, checkpoint_every: int | None = None):
         self.cell, self.embedding_dim, self.hidden_size, self.layers = cell, embedding_dim, hidden_size, layers
         self.tie_weights, self.embed_dropout, self.input_dropout = tie_weights, embed_dropout, input_dropout
         self.hidden_dropout, self.output_dropout, self.weight_drop = hidden_dropout, output_dropout, weight_drop
@@ -59,6 +60,7 @@ class LanguageModel(BaseEstimator):
         self.batch_size, self.bptt, self.epochs, self.lr, self.seed = batch_size, bptt, epochs, lr, seed
         self.device, self.clip_norm, self.weight_decay = device, clip_norm, weight_decay
         self.early_stopping, self.precision, self.progress = early_stopping, precision, progress
+        self.checkpoint_dir, self.checkpoint_every = checkpoint_dir, checkpoint_every
 
     def _configs(self, vocab_size: int) -> tuple[LMConfig, LMTrainConfig]:
         softmax = self.softmax
@@ -76,8 +78,13 @@ class LanguageModel(BaseEstimator):
         return model, train
 
     def fit(self, texts: Sequence[str], validation_texts: Sequence[str] | None = None,
-            metadata: dict | None = None) -> "LanguageModel":
-        """Learn the vocabulary from `texts` and the weights; validate on `validation_texts` after each epoch."""
+            metadata: dict | None = None, resume=False) -> "LanguageModel":
+        """Learn the vocabulary from `texts` and the weights; validate on `validation_texts` after each epoch.
+
+        With `checkpoint_dir`, checkpoints are written after every epoch, every `checkpoint_every` windows and on
+        Ctrl-C; `resume=True` continues the run whose checkpoints are there (the same texts and settings), bit
+        for bit as if it had never stopped (or a `training.Checkpoint` already read).
+        """
         if self.tokenizer not in TOKENIZERS:
             raise TextrnnError(f"unknown tokenizer {self.tokenizer!r}: choose one of {', '.join(TOKENIZERS)}")
         texts = [t for t in check_texts(texts) if t.strip()]
@@ -85,7 +92,25 @@ class LanguageModel(BaseEstimator):
             raise TextrnnError("the corpus is empty: no text to learn from")
         validation = [t for t in check_texts(validation_texts, "validation texts") if t.strip()] \
             if validation_texts is not None else None
-        vectorizer = make_vectorizer(self.tokenizer, self.max_tokens).adapt(texts)
+        data = {"train": {"texts": len(texts), "sha256": fingerprint(texts, [0] * len(texts))}}
+        if validation:
+            data["validation"] = {"texts": len(validation), "sha256": fingerprint(validation, [0] * len(validation))}
+        record = {"params": self._recorded_params(), "data": data, "versions": versions(),
+                  "metadata": dict(metadata or {})}
+        checkpointer, checkpoint = None, None
+        if self.checkpoint_dir is not None:
+            from .training import Checkpointer
+
+            checkpointer = Checkpointer(Path(self.checkpoint_dir), self.checkpoint_every, run=record)
+        if resume:
+            checkpoint = self._checkpoint_to_resume(resume, checkpointer, record)
+            vectorizer = load_vectorizer(checkpoint.path / TOKENIZER_FILE, self.tokenizer, self.max_tokens)
+        else:
+            if checkpointer is not None and checkpointer.paths():
+                checkpointer.clear()  # an earlier run's checkpoints would look newer to a later resume
+            vectorizer = make_vectorizer(self.tokenizer, self.max_tokens).adapt(texts)
+        if checkpointer is not None:
+            checkpointer.files = {TOKENIZER_FILE: vectorizer.save}
         vocab_size = self.max_tokens if self.tokenizer == "word" else vectorizer.vocab_size
         model_config, train_config = self._configs(vocab_size)
         train = _stream(vectorizer, texts)
@@ -93,16 +118,35 @@ class LanguageModel(BaseEstimator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             model = RNNLanguageModel(model_config)
-            history = fit_language_model(model, train, val, train_config, progress=self.progress)
+            history = fit_language_model(model, train, val, train_config, progress=self.progress,
+                                         checkpointer=checkpointer, resume=checkpoint)
         self.vectorizer_, self.model_, self.history_ = vectorizer, model, history
-        data = {"train": {"texts": len(texts), "tokens": int(len(train)),
-                          "sha256": fingerprint(texts, [0] * len(texts))}}
-        if validation:
-            data["validation"] = {"texts": len(validation), "tokens": int(len(val)),
-                                  "sha256": fingerprint(validation, [0] * len(validation))}
-        self.run_record_ = {"params": {k: v for k, v in self.get_params().items() if k != "progress"},
-                            "data": data, "versions": versions(), "metadata": dict(metadata or {})}
+        self.run_record_ = record
         return self
+
+    def _recorded_params(self) -> dict:
+        params = {k: v for k, v in self.get_params().items() if k != "progress"}
+        if params["checkpoint_dir"] is not None:
+            params["checkpoint_dir"] = str(params["checkpoint_dir"])
+        return params
+
+    def _checkpoint_to_resume(self, resume, checkpointer, record: dict):
+        from .training import Checkpoint
+
+        if checkpointer is None:
+            raise TextrnnError("resume=True continues from checkpoint_dir, and none is set")
+        checkpoint = resume if isinstance(resume, Checkpoint) else checkpointer.latest()
+        if checkpoint is None:
+            raise TextrnnError(f"no checkpoint to resume from in {self.checkpoint_dir}")
+        saved = checkpoint.state["run"]
+        changed = [f"{k} {saved['params'].get(k)!r} -> {v!r}" for k, v in record["params"].items()
+                   if k not in ("device", "checkpoint_dir", "checkpoint_every") and saved["params"].get(k) != v]
+        if changed:
+            raise TextrnnError(f"the checkpoint {checkpoint.path} belongs to a run with other settings: "
+                               f"{', '.join(changed)}")
+        if saved["data"] != record["data"]:
+            raise TextrnnError(f"the checkpoint {checkpoint.path} was trained on other texts")
+        return checkpoint
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
@@ -120,7 +164,7 @@ class LanguageModel(BaseEstimator):
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         self._check_fitted()
         tokenizer = {"type": self.tokenizer, "max_tokens": self.max_tokens, "max_len": None, "truncate": "head"}
-        state = {"params": self.run_record_["params"] if hasattr(self, "run_record_") else {},
+        state = {"params": self.run_record_["params"] if hasattr(self, "run_record_") else self._recorded_params(),
                  "history": getattr(self, "history_", []), "run": getattr(self, "run_record_", None)}
         return save_model_directory(directory, self.model_, self.vectorizer_, None, tokenizer, state)
 
@@ -134,7 +178,7 @@ class LanguageModel(BaseEstimator):
         state = loaded.trainer_state or {}
         known = cls._get_param_names()
         params.update({k: v for k, v in state.get("params", {}).items() if k in known and k not in params
-                       and k != "device"})
+                       and k not in ("device", "checkpoint_dir", "checkpoint_every")})
         lm = cls(**{**params, "tokenizer": loaded.tokenizer["type"], "max_tokens": loaded.tokenizer["max_tokens"]},
                  device=device, progress=False)
         lm.vectorizer_, lm.model_ = loaded.vectorizer, loaded.model

@@ -12,6 +12,7 @@ from .flags import add_data_flags, data_source
 
 DEFAULT_OUT = "textrnn-lm"
 DEFAULT_VAL_SPLIT = 0.05
+DEFAULT_CHECKPOINT_EVERY = 500
 
 
 def add_parser(sub) -> None:
@@ -49,7 +50,14 @@ def add_parser(sub) -> None:
     g.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="auto")
-    t.add_argument("--out", metavar="DIR", help=f"model directory to write (default: {DEFAULT_OUT})")
+    g = t.add_argument_group("run directory: the model and its checkpoints")
+    g.add_argument("--out", metavar="DIR", help=f"model directory to write (default: {DEFAULT_OUT})")
+    g.add_argument("--resume", metavar="DIR", help="continue the run in DIR where it stopped (crash, Ctrl-C), from "
+                   "its newest intact checkpoint, with its own settings and texts")
+    g.add_argument("--checkpoint-every", type=int, metavar="WINDOWS", default=DEFAULT_CHECKPOINT_EVERY,
+                   help=f"checkpoint every WINDOWS windows as well as after every epoch "
+                        f"(default {DEFAULT_CHECKPOINT_EVERY})")
+    g.add_argument("--no-checkpoints", action="store_true", help="write no checkpoints (no --resume then)")
     t.set_defaults(func=run_train)
 
     e = lsub.add_parser("evaluate", help="perplexity of a language model on texts: a plain text file, or a "
@@ -60,31 +68,66 @@ def add_parser(sub) -> None:
     e.set_defaults(func=run_evaluate)
 
 
-def corpus_texts(args: argparse.Namespace, split: str) -> tuple[str, list[str], list[str] | None]:
-    """(name, texts, validation texts or None) from --corpus or the data flags; `split` is train or test."""
+def corpus_texts(args: argparse.Namespace, split: str) -> tuple[str, list[str], list[str] | None, dict]:
+    """(name, texts, validation texts or None, where they came from) from --corpus or the data flags; `split` is
+    train or test."""
     from ..data.corpus import read_corpus
 
     if args.corpus:
         if getattr(args, "dataset", None) or getattr(args, "train", None) or args.test:
             raise TextrnnError("give either --corpus FILE or a dataset/--train/--test, not both")
-        return ", ".join(Path(c).name for c in args.corpus), read_corpus(args.corpus), None
-    dataset = data_source(args, training=split == "train").load()
+        files = [str(Path(c).resolve()) for c in args.corpus]
+        return ", ".join(Path(c).name for c in args.corpus), read_corpus(files), None, {"corpus": files}
+    source = data_source(args, training=split == "train")
+    dataset = source.load()
     text = args.text or dataset.text
+    origin = {"source": source.to_dict(), "text": text}
     if split == "test":
-        return dataset.name, dataset.test.texts(text), None
+        return dataset.name, dataset.test.texts(text), None, origin
     validation = dataset.validation.texts(text) if dataset.validation is not None else None
-    return dataset.name, dataset.train.texts(text), validation
+    return dataset.name, dataset.train.texts(text), validation, origin
+
+
+def texts_of(origin: dict, val_split: float, seed: int) -> tuple[list[str], list[str]]:
+    """The training and validation texts a run recorded in `origin` (also what --resume reads again)."""
+    from ..data import DataSource
+    from ..data.corpus import hold_out, read_corpus
+
+    validation = None
+    if "corpus" in origin:
+        texts = read_corpus(origin["corpus"])
+    else:
+        dataset = DataSource.from_dict(origin["source"]).load()
+        texts = dataset.train.texts(origin["text"])
+        validation = dataset.validation.texts(origin["text"]) if dataset.validation is not None else None
+    if not any(t.strip() for t in texts):
+        raise TextrnnError("the corpus is empty: no text to learn from")
+    if validation is None:  # never the test split: a share of the training texts
+        texts, validation = hold_out(texts, val_split, seed)
+    return texts, validation
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..data.corpus import hold_out
     from ..lm import LanguageModel
+    from ..training import CHECKPOINTS_DIR, Checkpointer
 
-    name, texts, validation = corpus_texts(args, "train")
-    if not any(t.strip() for t in texts):
-        raise TextrnnError(f"the corpus ({name}) is empty: no text to learn from")
-    if validation is None:  # never the test split: a share of the training texts
-        texts, validation = hold_out(texts, args.val_split or DEFAULT_VAL_SPLIT, args.seed)
+    if args.resume:
+        directory = Path(args.resume)
+        checkpoint = Checkpointer(directory / CHECKPOINTS_DIR).latest()
+        if checkpoint is None:
+            raise TextrnnError(f"nothing to resume: no checkpoints in {directory / CHECKPOINTS_DIR}")
+        record = checkpoint.state["run"]
+        data = record["metadata"].get("data")
+        if data is None:
+            raise TextrnnError(f"{checkpoint.path} was not written by `textrnn lm train`; resume it from Python")
+        params = dict(record["params"], checkpoint_dir=directory / CHECKPOINTS_DIR, progress=not args.quiet)
+        texts, validation = texts_of(data, record["metadata"]["val_split"], params["seed"])
+        lm = LanguageModel(**params).fit(texts, validation, metadata=record["metadata"], resume=checkpoint)
+        return _saved(lm, directory)
+    name, _, _, origin = corpus_texts(args, "train")
+    val_split = args.val_split or DEFAULT_VAL_SPLIT
+    texts, validation = texts_of(origin, val_split, args.seed)
+    out = Path(args.out or DEFAULT_OUT)
     max_tokens = args.max_tokens or (200 if args.tokenizer == "char" else 20_000)
     lm = LanguageModel(cell=args.cell, embedding_dim=args.embedding_dim, hidden_size=args.hidden_size,
                        layers=args.layers, tie_weights=args.tie_weights,
@@ -94,11 +137,16 @@ def run_train(args: argparse.Namespace) -> int:
                        max_tokens=max_tokens, batch_size=args.batch_size, bptt=args.bptt, epochs=args.epochs,
                        lr=args.lr, seed=args.seed, device=args.device, clip_norm=args.clip_norm,
                        weight_decay=args.weight_decay, early_stopping=args.early_stopping, precision=args.precision,
-                       progress=not args.quiet)
+                       progress=not args.quiet, checkpoint_dir=None if args.no_checkpoints else out / CHECKPOINTS_DIR,
+                       checkpoint_every=args.checkpoint_every)
     print(f"training a {args.tokenizer}-level {args.cell.upper()} language model on {len(texts):,} texts of {name}, "
           f"validating on {len(validation):,}", file=sys.stderr)
-    lm.fit(texts, validation, metadata={"corpus": name})
-    out = lm.save_pretrained(args.out or DEFAULT_OUT)
+    lm.fit(texts, validation, metadata={"corpus": name, "data": origin, "val_split": val_split})
+    return _saved(lm, out)
+
+
+def _saved(lm, out: Path) -> int:
+    out = lm.save_pretrained(out)
     best = min((h for h in lm.history_ if "val_perplexity" in h), key=lambda h: h["val_loss"], default=None)
     where = f" (validation perplexity {best['val_perplexity']:.2f}, epoch {best['epoch']})" if best else ""
     print(f"saved {out}{where}")
@@ -109,7 +157,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from ..lm import LanguageModel
 
     lm = LanguageModel.from_pretrained(args.model)
-    name, texts, _ = corpus_texts(args, "test")
+    name, texts, _, _ = corpus_texts(args, "test")
     texts = texts[: args.limit] if args.limit else texts
     perplexity = lm.perplexity(texts)
     print(f"perplexity {perplexity:.2f} (cross-entropy {math.log(perplexity):.4f} nats per token) on {len(texts):,} "

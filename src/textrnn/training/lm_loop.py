@@ -12,6 +12,7 @@ early stopping keeps the best epoch's weights, and Ctrl-C stops after the curren
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import sys
 import time
@@ -27,6 +28,7 @@ from .config import PRECISIONS, resolve_device
 from .loop import DeferredInterrupt
 
 MIN_WINDOW = 5
+log = logging.getLogger("textrnn")
 
 
 @dataclass
@@ -115,10 +117,51 @@ def evaluate_lm_loss(model: RNNLanguageModel, rows: torch.Tensor, bptt: int = 70
     return total / max(count, 1)
 
 
+@dataclass
+class LMPosition:
+    """Where a language-model run stands between windows: what its checkpoints record besides tensors."""
+
+    epoch: int = 1
+    window: int = 0  # windows of this epoch already trained on
+    global_step: int = 0
+    epoch_rng: dict | None = None  # the window-length RNG as this epoch found it (its plan is drawn from it)
+    best_loss: float = math.inf
+    stale: int = 0  # epochs since the best validation loss
+    stopped_early: bool = False
+
+
+def _state_tensors(state: list | None) -> dict[str, torch.Tensor]:
+    if state is None:
+        return {}
+    out = {}
+    for i, s in enumerate(state):
+        for j, t in enumerate(s if isinstance(s, tuple) else (s,)):
+            out[f"carried.{i}.{j}"] = t.detach().cpu().clone()
+    return out
+
+
+def _state_from(tensors: dict[str, torch.Tensor], layers: int, device: torch.device) -> list | None:
+    if not tensors:
+        return None
+    state = []
+    for i in range(layers):
+        parts = [tensors[f"{i}.{j}"].to(device) for j in range(2) if f"{i}.{j}" in tensors]
+        state.append(tuple(parts) if len(parts) == 2 else parts[0])
+    return state
+
+
 def fit_language_model(model: RNNLanguageModel, train: np.ndarray, validation: np.ndarray | None,
-                       config: LMTrainConfig, progress: bool = True) -> list[dict]:
+                       config: LMTrainConfig, progress: bool = True, checkpointer=None,
+                       resume=None) -> list[dict]:
     """Train on the token stream `train`; validate on `validation` after every epoch. Returns the history (one
-    dict per epoch); the model ends with the best epoch's weights when early stopping is on."""
+    dict per epoch); the model ends with the best epoch's weights when early stopping is on.
+
+    checkpointer: a `checkpoints.Checkpointer`: a checkpoint after every epoch, every `every_steps` windows and
+    on Ctrl-C. resume: a `checkpoints.Checkpoint` of this run to continue from, exactly where it stood (weights,
+    Adam's moments, the carried state, the RNGs, the window plan), so the result is the uninterrupted run's.
+    """
+    from .checkpoints import load_optimizer_state, optimizer_state
+
     device = resolve_device(config.device)
     model.to(device)
     rows = batchify(train, config.batch_size, config.bptt)
@@ -127,16 +170,42 @@ def fit_language_model(model: RNNLanguageModel, train: np.ndarray, validation: n
     decay = [p for p in model.parameters() if p.ndim >= 2]  # matrices; biases are not decayed
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     rng = np.random.default_rng(config.seed)
-    history: list[dict] = []
-    best_loss, best_state, stale = math.inf, None, 0
+    p, history, best_state, carried = LMPosition(epoch_rng=rng.bit_generator.state), [], None, None
+    if resume is not None:
+        saved = resume.state
+        model.load_state_dict(resume.prefixed("model."))
+        load_optimizer_state(optimizer, resume.prefixed("optimizer."), saved["optimizer"])
+        torch.set_rng_state(resume.tensors["rng.torch"])
+        p, history = LMPosition(**saved["position"]), saved["history"]
+        best_state = resume.prefixed("best.") or None
+        carried = _state_from(resume.prefixed("carried."), model.config.layers, device)
+        if progress:
+            tqdm.write(f"resuming from {resume.path} (epoch {p.epoch}, after {p.window} windows)", file=sys.stderr)
+
+    def save_checkpoint(state) -> None:
+        tensors = {f"model.{k}": v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        opt_tensors, opt_meta = optimizer_state(optimizer)
+        tensors.update({f"optimizer.{k}": v for k, v in opt_tensors.items()})
+        tensors.update({f"best.{k}": v.detach().cpu().clone() for k, v in (best_state or {}).items()})
+        tensors.update(_state_tensors(state))
+        tensors["rng.torch"] = torch.get_rng_state()
+        checkpointer.save(p.global_step, tensors, {"position": asdict(p), "optimizer": opt_meta,
+                                                   "history": history})
+
     with DeferredInterrupt() as interrupt:
-        for epoch in range(1, config.epochs + 1):
-            model.train()
+        while p.epoch <= config.epochs and not p.stopped_early:
+            rng.bit_generator.state = p.epoch_rng  # the same plan again when an epoch is resumed
             plan = windows(rows.shape[1], config.bptt, rng if config.variable_bptt else None)
-            bar = tqdm(total=rows.numel(), unit="tok", unit_scale=True, desc=f"epoch {epoch}/{config.epochs}",
-                       disable=not progress, dynamic_ncols=True, mininterval=0.1 if sys.stderr.isatty() else 5.0)
-            started, state, tokens = time.perf_counter(), None, 0
-            for step, (start, width) in enumerate(plan):
+            next_epoch_rng = rng.bit_generator.state
+            model.train()
+            done = sum(w for _, w in plan[: p.window]) * rows.shape[0]
+            bar = tqdm(total=(rows.shape[1] - 1) * rows.shape[0], initial=done, unit="tok", unit_scale=True,
+                       desc=f"epoch {p.epoch}/{config.epochs}", disable=not progress, dynamic_ncols=True,
+                       mininterval=0.1 if sys.stderr.isatty() else 5.0)
+            started, state, tokens = time.perf_counter(), carried, 0
+            carried = None
+            for step in range(p.window, len(plan)):
+                start, width = plan[step]
                 x = rows[:, start : start + width].to(device)
                 y = rows[:, start + 1 : start + 1 + width].to(device)
                 for group in optimizer.param_groups:  # a longer window moves the weights further
@@ -152,44 +221,58 @@ def fit_language_model(model: RNNLanguageModel, train: np.ndarray, validation: n
                     torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
                 if config.weight_decay:
                     with torch.no_grad():  # decoupled (AdamW's): shrink every matrix by lr * weight_decay of itself
-                        for p in decay:
-                            p.mul_(1 - optimizer.param_groups[0]["lr"] * config.weight_decay)
+                        for w in decay:
+                            w.mul_(1 - optimizer.param_groups[0]["lr"] * config.weight_decay)
                 optimizer.step()
+                p.window, p.global_step = step + 1, p.global_step + 1
                 if step % 20 == 0:  # one host sync every 20 windows, not every window
                     value = float(loss.detach())
                     bar.set_postfix(loss=f"{value:.3f}", ppl=f"{math.exp(min(value, 50)):.1f}")
                 tokens += y.numel()
                 bar.update(y.numel())
+                every = checkpointer.every_steps if checkpointer is not None else None
+                if checkpointer is not None and (interrupt.requested or (every and p.global_step % every == 0)) \
+                        and p.window < len(plan):
+                    save_checkpoint(state)
                 if interrupt.requested:
                     break
             bar.close()
+            if interrupt.requested and p.window < len(plan):
+                log.warning("interrupted: stopped epoch %d after %d of %d windows; the model is kept "
+                            "(continue with --resume)", p.epoch, p.window, len(plan))
+                break
             seconds = time.perf_counter() - started
             # the training perplexity, without dropout, on the stream's first 20 windows (all of it would cost
             # a third of an epoch)
             train_loss = evaluate_lm_loss(model, rows[:, : min(rows.shape[1], 20 * config.bptt + 1)], config.bptt,
                                           config.precision)
-            result = {"epoch": epoch, "loss": train_loss, "perplexity": math.exp(train_loss), "tokens": tokens,
-                      "seconds": seconds, "tokens_per_s": tokens / seconds if seconds else 0.0,
-                      "interrupted": interrupt.requested, "best": False}
+            result = {"epoch": p.epoch, "loss": train_loss, "perplexity": math.exp(train_loss), "tokens": tokens,
+                      "seconds": seconds, "tokens_per_s": tokens / seconds if seconds else 0.0, "best": False}
             if val_rows is not None:
                 val_loss = evaluate_lm_loss(model, val_rows, config.bptt, config.precision)
                 result.update(val_loss=val_loss, val_perplexity=math.exp(val_loss))
-                if val_loss < best_loss:
-                    best_loss, stale = val_loss, 0
+                if val_loss < p.best_loss:
+                    p.best_loss, p.stale = val_loss, 0
                     best_state = copy.deepcopy(model.state_dict()) if config.early_stopping else None
                     for h in history:
                         h["best"] = False
                     result["best"] = True
                 else:
-                    stale += 1
+                    p.stale += 1
             history.append(result)
             if progress:
                 val = (f", validation perplexity {result['val_perplexity']:.2f}" if "val_perplexity" in result
                        else "")
-                tqdm.write(f"epoch {epoch}: training perplexity {result['perplexity']:.2f}{val}, "
+                tqdm.write(f"epoch {p.epoch}: training perplexity {result['perplexity']:.2f}{val}, "
                            f"{result['tokens_per_s']:,.0f} tokens/s", file=sys.stderr)
-            if interrupt.requested or (config.early_stopping and stale >= config.early_stopping):
+            p.stopped_early = bool(config.early_stopping and p.stale >= config.early_stopping)
+            p.epoch, p.window, p.epoch_rng = p.epoch + 1, 0, next_epoch_rng
+            if checkpointer is not None:
+                save_checkpoint(None)
+            if interrupt.requested:
                 break
+    if checkpointer is not None and (p.epoch > config.epochs or p.stopped_early):
+        checkpointer.prune(1)  # a finished run keeps its last checkpoint only
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
