@@ -24,7 +24,7 @@ from .models.language_model import LMConfig, RNNLanguageModel
 from .pretrained import TOKENIZER_FILE, load_language_model_directory, save_model_directory, versions
 from .text import DEFAULT_MAX_TOKENS, TOKENIZERS, load_vectorizer, make_vectorizer
 from .text.vectorizer import OOV_ID, PAD_ID
-from .training.lm_loop import LMTrainConfig, evaluate_lm_loss, fit_language_model, token_stream
+from .training.lm_loop import LMTensorBoard, LMTrainConfig, evaluate_lm_loss, fit_language_model, token_stream
 
 ADAPTIVE_FROM = 5_000  # softmax="auto": an adaptive softmax for vocabularies at least this large
 END_ID = PAD_ID  # the end-of-text marker in the stream (padding's id never occurs inside a text)
@@ -52,7 +52,8 @@ class LanguageModel(BaseEstimator):
                  batch_size: int = 32, bptt: int = 70, epochs: int = 5, lr: float = 3e-3, seed: int = 0,
                  device: str = "auto", clip_norm: float | None = 0.25, weight_decay: float = 0.0,
                  early_stopping: int | None = 2, precision: str = "fp32", progress: bool = True,
-                 checkpoint_dir: str | os.PathLike | None = None, checkpoint_every: int | None = None):
+                 checkpoint_dir: str | os.PathLike | None = None, checkpoint_every: int | None = None,
+                 tensorboard_dir: str | os.PathLike | None = None):
         self.cell, self.embedding_dim, self.hidden_size, self.layers = cell, embedding_dim, hidden_size, layers
         self.tie_weights, self.embed_dropout, self.input_dropout = tie_weights, embed_dropout, input_dropout
         self.hidden_dropout, self.output_dropout, self.weight_drop = hidden_dropout, output_dropout, weight_drop
@@ -61,6 +62,7 @@ class LanguageModel(BaseEstimator):
         self.device, self.clip_norm, self.weight_decay = device, clip_norm, weight_decay
         self.early_stopping, self.precision, self.progress = early_stopping, precision, progress
         self.checkpoint_dir, self.checkpoint_every = checkpoint_dir, checkpoint_every
+        self.tensorboard_dir = tensorboard_dir
 
     def _configs(self, vocab_size: int) -> tuple[LMConfig, LMTrainConfig]:
         softmax = self.softmax
@@ -115,19 +117,25 @@ class LanguageModel(BaseEstimator):
         model_config, train_config = self._configs(vocab_size)
         train = _stream(vectorizer, texts)
         val = _stream(vectorizer, validation) if validation else None
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            model = RNNLanguageModel(model_config)
-            history = fit_language_model(model, train, val, train_config, progress=self.progress,
-                                         checkpointer=checkpointer, resume=checkpoint)
+        callbacks = [LMTensorBoard(self.tensorboard_dir)] if self.tensorboard_dir is not None else []
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                model = RNNLanguageModel(model_config)
+                history = fit_language_model(model, train, val, train_config, progress=self.progress,
+                                             checkpointer=checkpointer, resume=checkpoint, callbacks=callbacks)
+        finally:
+            for callback in callbacks:
+                callback.close()
         self.vectorizer_, self.model_, self.history_ = vectorizer, model, history
         self.run_record_ = record
         return self
 
     def _recorded_params(self) -> dict:
         params = {k: v for k, v in self.get_params().items() if k != "progress"}
-        if params["checkpoint_dir"] is not None:
-            params["checkpoint_dir"] = str(params["checkpoint_dir"])
+        for name in ("checkpoint_dir", "tensorboard_dir"):
+            if params[name] is not None:
+                params[name] = str(params[name])
         return params
 
     def _checkpoint_to_resume(self, resume, checkpointer, record: dict):
@@ -140,7 +148,8 @@ class LanguageModel(BaseEstimator):
             raise TextrnnError(f"no checkpoint to resume from in {self.checkpoint_dir}")
         saved = checkpoint.state["run"]
         changed = [f"{k} {saved['params'].get(k)!r} -> {v!r}" for k, v in record["params"].items()
-                   if k not in ("device", "checkpoint_dir", "checkpoint_every") and saved["params"].get(k) != v]
+                   if k not in ("device", "checkpoint_dir", "checkpoint_every", "tensorboard_dir")
+                   and saved["params"].get(k) != v]
         if changed:
             raise TextrnnError(f"the checkpoint {checkpoint.path} belongs to a run with other settings: "
                                f"{', '.join(changed)}")
@@ -178,7 +187,7 @@ class LanguageModel(BaseEstimator):
         state = loaded.trainer_state or {}
         known = cls._get_param_names()
         params.update({k: v for k, v in state.get("params", {}).items() if k in known and k not in params
-                       and k not in ("device", "checkpoint_dir", "checkpoint_every")})
+                       and k not in ("device", "checkpoint_dir", "checkpoint_every", "tensorboard_dir")})
         lm = cls(**{**params, "tokenizer": loaded.tokenizer["type"], "max_tokens": loaded.tokenizer["max_tokens"]},
                  device=device, progress=False)
         lm.vectorizer_, lm.model_ = loaded.vectorizer, loaded.model

@@ -58,6 +58,7 @@ def add_parser(sub) -> None:
                    help=f"checkpoint every WINDOWS windows as well as after every epoch "
                         f"(default {DEFAULT_CHECKPOINT_EVERY})")
     g.add_argument("--no-checkpoints", action="store_true", help="write no checkpoints (no --resume then)")
+    g.add_argument("--tensorboard", action="store_true", help="also log metrics to OUT/tensorboard")
     t.set_defaults(func=run_train)
 
     e = lsub.add_parser("evaluate", help="perplexity of a language model on texts: a plain text file, or a "
@@ -121,6 +122,8 @@ def run_train(args: argparse.Namespace) -> int:
         if data is None:
             raise TextrnnError(f"{checkpoint.path} was not written by `textrnn lm train`; resume it from Python")
         params = dict(record["params"], checkpoint_dir=directory / CHECKPOINTS_DIR, progress=not args.quiet)
+        if params.get("tensorboard_dir") is not None:
+            params["tensorboard_dir"] = directory / "tensorboard"
         texts, validation = texts_of(data, record["metadata"]["val_split"], params["seed"])
         lm = LanguageModel(**params).fit(texts, validation, metadata=record["metadata"], resume=checkpoint)
         return _saved(lm, directory)
@@ -138,7 +141,8 @@ def run_train(args: argparse.Namespace) -> int:
                        lr=args.lr, seed=args.seed, device=args.device, clip_norm=args.clip_norm,
                        weight_decay=args.weight_decay, early_stopping=args.early_stopping, precision=args.precision,
                        progress=not args.quiet, checkpoint_dir=None if args.no_checkpoints else out / CHECKPOINTS_DIR,
-                       checkpoint_every=args.checkpoint_every)
+                       checkpoint_every=args.checkpoint_every,
+                       tensorboard_dir=out / "tensorboard" if args.tensorboard else None)
     print(f"training a {args.tokenizer}-level {args.cell.upper()} language model on {len(texts):,} texts of {name}, "
           f"validating on {len(validation):,}", file=sys.stderr)
     lm.fit(texts, validation, metadata={"corpus": name, "data": origin, "val_split": val_split})

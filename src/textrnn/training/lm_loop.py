@@ -17,6 +17,7 @@ import math
 import sys
 import time
 from dataclasses import asdict, dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -130,6 +131,33 @@ class LMPosition:
     stopped_early: bool = False
 
 
+class LMTensorBoard:
+    """A language-model run's metrics for TensorBoard: each epoch's perplexities and losses, and the window
+    loss every 25 windows (as "step/loss")."""
+
+    def __init__(self, log_dir):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise TextrnnError("TensorBoard logs need the tensorboard package: pip install 'textrnn[tensorboard]'"
+                               ) from None
+        self.writer = SummaryWriter(str(log_dir))
+
+    def on_window_end(self, position: "LMPosition", loss: torch.Tensor, lr: float) -> None:
+        if position.global_step % 25 == 1:
+            self.writer.add_scalar("step/loss", float(loss.detach()), position.global_step)
+            self.writer.add_scalar("step/lr", lr, position.global_step)
+
+    def on_epoch_end(self, position: "LMPosition", result: dict) -> None:
+        for name in ("loss", "perplexity", "val_loss", "val_perplexity", "tokens_per_s"):
+            if name in result:
+                self.writer.add_scalar(name, result[name], result["epoch"])
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 def _state_tensors(state: list | None) -> dict[str, torch.Tensor]:
     if state is None:
         return {}
@@ -152,13 +180,15 @@ def _state_from(tensors: dict[str, torch.Tensor], layers: int, device: torch.dev
 
 def fit_language_model(model: RNNLanguageModel, train: np.ndarray, validation: np.ndarray | None,
                        config: LMTrainConfig, progress: bool = True, checkpointer=None,
-                       resume=None) -> list[dict]:
+                       resume=None, callbacks: Sequence = ()) -> list[dict]:
     """Train on the token stream `train`; validate on `validation` after every epoch. Returns the history (one
     dict per epoch); the model ends with the best epoch's weights when early stopping is on.
 
     checkpointer: a `checkpoints.Checkpointer`: a checkpoint after every epoch, every `every_steps` windows and
     on Ctrl-C. resume: a `checkpoints.Checkpoint` of this run to continue from, exactly where it stood (weights,
     Adam's moments, the carried state, the RNGs, the window plan), so the result is the uninterrupted run's.
+    callbacks: objects with `on_window_end(position, loss, lr)` and `on_epoch_end(position, result)` (such as
+    `LMTensorBoard`), called in order.
     """
     from .checkpoints import load_optimizer_state, optimizer_state
 
@@ -225,6 +255,8 @@ def fit_language_model(model: RNNLanguageModel, train: np.ndarray, validation: n
                             w.mul_(1 - optimizer.param_groups[0]["lr"] * config.weight_decay)
                 optimizer.step()
                 p.window, p.global_step = step + 1, p.global_step + 1
+                for callback in callbacks:
+                    callback.on_window_end(p, loss, optimizer.param_groups[0]["lr"])
                 if step % 20 == 0:  # one host sync every 20 windows, not every window
                     value = float(loss.detach())
                     bar.set_postfix(loss=f"{value:.3f}", ppl=f"{math.exp(min(value, 50)):.1f}")
@@ -260,6 +292,8 @@ def fit_language_model(model: RNNLanguageModel, train: np.ndarray, validation: n
                 else:
                     p.stale += 1
             history.append(result)
+            for callback in callbacks:
+                callback.on_epoch_end(p, result)
             if progress:
                 val = (f", validation perplexity {result['val_perplexity']:.2f}" if "val_perplexity" in result
                        else "")
