@@ -81,7 +81,10 @@ def test_model_info_health_readiness_metrics_and_docs(client, clf):
     assert 'textrnn_request_seconds_count{route="/v1/predict"} 3.0' in metrics
     spec = client.get("/openapi.json").json()
     assert {"/v1/predict", "/v1/models/{name}/predict", "/v1/models", "/healthz"} <= set(spec["paths"])
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "cdn" not in docs.text  # served from the package, offline
+    for asset in re.findall(r'(?:src|href)="(/static-offline-docs/[^"]+)"', docs.text):
+        assert client.get(asset).status_code == 200, asset
     page = client.get("/")
     assert page.status_code == 200 and "<textarea" in page.text and client.get("/static/app.js").status_code == 200
 

@@ -25,11 +25,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import HTTPException, Query
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -85,7 +86,7 @@ def _route_of(path: str) -> str:
     if path in ("/", "/v1/predict", "/v1/model", "/v1/models", "/healthz", "/readyz", "/metrics", "/docs",
                 "/openapi.json"):
         return path
-    return "/static" if path.startswith("/static/") else "other"
+    return "/static" if path.startswith(("/static/", "/static-offline-docs/")) else "other"
 
 
 class Guard:
@@ -190,7 +191,9 @@ def create_app(models: list[ServedModel], settings: ServerSettings = ServerSetti
             batchers.clear()
             executor.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(title="textrnn", version=__version__, lifespan=lifespan,
+    # FastAPIOffline serves the docs page's Swagger UI from its own package instead of a CDN: /docs works on a
+    # machine without internet
+    app = FastAPIOffline(title="textrnn", version=__version__, lifespan=lifespan,
                   description="Recurrent-network text classifiers over HTTP: labels, probabilities and per-token "
                               "attributions.")
 
