@@ -10,7 +10,7 @@ import pytest
 
 from textrnn.cli import main
 from textrnn.errors import TextrnnError
-from textrnn.lm import LanguageModel, TextGenerator, _stream
+from textrnn.lm import LanguageModel, TextGenerator, stream_of
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def word_lm_run(reviews, n_train, epochs):
     train, validation = reviews[:n_train], reviews[n_train : n_train + 200]
     lm = LanguageModel(max_tokens=8000, hidden_size=256, layers=1, epochs=epochs, early_stopping=None,
                        progress=False).fit(train, validation)
-    baseline = unigram_perplexity(_stream(lm.vectorizer_, train), _stream(lm.vectorizer_, validation), 8000)
+    baseline = unigram_perplexity(stream_of(lm.vectorizer_, train), stream_of(lm.vectorizer_, validation), 8000)
     return lm, baseline, [h["val_perplexity"] for h in lm.history_]
 
 
@@ -58,6 +58,10 @@ def char_lm(reviews, tmp_path_factory):
     lm.fit(reviews[:700], reviews[700:760])
     directory = lm.save_pretrained(tmp_path_factory.mktemp("lm") / "char")
     return lm, directory
+
+
+def mean_log_probability(pairs) -> float:
+    return float(np.mean([math.log(p) for _, p in pairs]))
 
 
 def words_of(text: str) -> list[str]:
@@ -94,8 +98,7 @@ def test_saved_lm_gives_the_same_perplexity_and_scores_real_order_higher(char_lm
     words = sentence.split()
     random.Random(1).shuffle(words)
     shuffled = generator.token_probabilities(" ".join(words))
-    mean = lambda pairs: np.mean([math.log(p) for _, p in pairs])  # noqa: E731
-    assert mean(scored) > mean(shuffled) + 0.2
+    assert mean_log_probability(scored) > mean_log_probability(shuffled) + 0.2
 
 
 def test_lm_commands_train_evaluate_generate(tmp_path, reviews, capsys):

@@ -30,7 +30,8 @@ ADAPTIVE_FROM = 5_000  # softmax="auto": an adaptive softmax for vocabularies at
 END_ID = PAD_ID  # the end-of-text marker in the stream (padding's id never occurs inside a text)
 
 
-def _stream(vectorizer, texts: Sequence[str]) -> np.ndarray:
+def stream_of(vectorizer, texts: Sequence[str]) -> np.ndarray:
+    """The texts as one stream of token ids, each followed by the end-of-text id."""
     ids, lengths = vectorizer.encode_flat(texts)
     return token_stream(ids, lengths, END_ID)
 
@@ -115,8 +116,8 @@ class LanguageModel(BaseEstimator):
             checkpointer.files = {TOKENIZER_FILE: vectorizer.save}
         vocab_size = self.max_tokens if self.tokenizer == "word" else vectorizer.vocab_size
         model_config, train_config = self._configs(vocab_size)
-        train = _stream(vectorizer, texts)
-        val = _stream(vectorizer, validation) if validation else None
+        train = stream_of(vectorizer, texts)
+        val = stream_of(vectorizer, validation) if validation else None
         callbacks = [LMTensorBoard(self.tensorboard_dir)] if self.tensorboard_dir is not None else []
         try:
             with torch.random.fork_rng(devices=[]):
@@ -164,7 +165,7 @@ class LanguageModel(BaseEstimator):
     def perplexity(self, texts: Sequence[str]) -> float:
         """exp(mean cross-entropy per token) of `texts`, end-of-text markers included."""
         self._check_fitted()
-        stream = _stream(self.vectorizer_, [t for t in check_texts(texts) if t.strip()])
+        stream = stream_of(self.vectorizer_, [t for t in check_texts(texts) if t.strip()])
         if len(stream) < 2:
             raise TextrnnError("nothing to score: the texts hold no tokens")
         rows = torch.from_numpy(stream).reshape(1, -1)
