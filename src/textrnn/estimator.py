@@ -357,13 +357,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         return Checkpointer(Path(self.checkpoint_dir), self.checkpoint_every, run=record)
 
     def _checkpoint_to_resume(self, resume, checkpointer: Checkpointer | None, record: dict):
-        from .training import Checkpoint
+        from .training import checkpoint_to_resume
 
-        if checkpointer is None:
-            raise TextrnnError("resume=True continues from checkpoint_dir, and none is set")
-        checkpoint = resume if isinstance(resume, Checkpoint) else checkpointer.latest()
-        if checkpoint is None:
-            raise TextrnnError(f"no checkpoint to resume from in {self.checkpoint_dir}")
+        checkpoint = checkpoint_to_resume(resume, checkpointer)
         saved = checkpoint.state["run"]
         self._check_same_run(saved, record, checkpoint.path)
         if "embedding_coverage" in saved:  # reported when the run began; the checkpoint holds the vectors since
@@ -404,11 +400,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                 "metadata": metadata}
 
     def _recorded_params(self) -> dict:
-        params = {k: v for k, v in self.get_params().items() if k != "progress"}
-        for name in ("checkpoint_dir", "tensorboard_dir"):
-            if params[name] is not None:
-                params[name] = str(params[name])
-        return params
+        from .training import recordable_params
+
+        return recordable_params(self.get_params())
 
     def _check_same_run(self, saved: dict, now: dict, where: Path) -> None:
         may_change = set(RESUMABLE_CHANGES)

@@ -133,20 +133,14 @@ class LanguageModel(BaseEstimator):
         return self
 
     def _recorded_params(self) -> dict:
-        params = {k: v for k, v in self.get_params().items() if k != "progress"}
-        for name in ("checkpoint_dir", "tensorboard_dir"):
-            if params[name] is not None:
-                params[name] = str(params[name])
-        return params
+        from .training import recordable_params
+
+        return recordable_params(self.get_params())
 
     def _checkpoint_to_resume(self, resume, checkpointer, record: dict):
-        from .training import Checkpoint
+        from .training import checkpoint_to_resume
 
-        if checkpointer is None:
-            raise TextrnnError("resume=True continues from checkpoint_dir, and none is set")
-        checkpoint = resume if isinstance(resume, Checkpoint) else checkpointer.latest()
-        if checkpoint is None:
-            raise TextrnnError(f"no checkpoint to resume from in {self.checkpoint_dir}")
+        checkpoint = checkpoint_to_resume(resume, checkpointer)
         saved = checkpoint.state["run"]
         changed = [f"{k} {saved['params'].get(k)!r} -> {v!r}" for k, v in record["params"].items()
                    if k not in ("device", "checkpoint_dir", "checkpoint_every", "tensorboard_dir")

@@ -87,16 +87,21 @@ class ProgressBar(Callback):
                    f"{result.samples_per_s:,.0f} samples/s{val}")
 
 
+def summary_writer(log_dir):
+    """TensorBoard's writer for `log_dir`; a clear error where the tensorboard package is missing."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise TextrnnError("TensorBoard logs need the tensorboard package: pip install 'textrnn[tensorboard]'"
+                           ) from None
+    return SummaryWriter(str(log_dir))
+
+
 class TensorBoard(Callback):
     """Each epoch's metrics, and the running training metrics every 25 steps (as "step/..."), for TensorBoard."""
 
     def __init__(self, log_dir):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise TextrnnError("TensorBoard logs need the tensorboard package: pip install 'textrnn[tensorboard]'"
-                               ) from None
-        self.writer = SummaryWriter(str(log_dir))
+        self.writer = summary_writer(log_dir)
 
     def on_step_end(self, loop: Loop, rows: int) -> None:
         if (loop.position.step - 1) % LOG_EVERY_STEPS == 0:

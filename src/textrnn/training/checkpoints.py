@@ -151,6 +151,26 @@ class Checkpointer:
         raise TextrnnError(f"no intact checkpoint in {self.directory}: {'; '.join(problems)}")
 
 
+def checkpoint_to_resume(resume, checkpointer: Checkpointer | None) -> Checkpoint:
+    """What `fit(..., resume=...)` continues from: the Checkpoint it was given, or `checkpointer`'s newest intact
+    one (resume=True)."""
+    if checkpointer is None:
+        raise TextrnnError("resume=True continues from checkpoint_dir, and none is set")
+    checkpoint = resume if isinstance(resume, Checkpoint) else checkpointer.latest()
+    if checkpoint is None:
+        raise TextrnnError(f"no checkpoint to resume from in {checkpointer.directory}")
+    return checkpoint
+
+
+def recordable_params(params: dict) -> dict:
+    """An estimator's parameters as a run records them (JSON: paths as strings; `progress` is not the run's)."""
+    params = {k: v for k, v in params.items() if k != "progress"}
+    for name in ("checkpoint_dir", "tensorboard_dir"):
+        if params.get(name) is not None:
+            params[name] = str(params[name])
+    return params
+
+
 def read_checkpoint(path: Path) -> Checkpoint:
     """Read and verify one checkpoint directory; a TextrnnError says what is wrong with it."""
     from safetensors.torch import load_file

@@ -136,12 +136,9 @@ class LMTensorBoard:
     loss every 25 windows (as "step/loss")."""
 
     def __init__(self, log_dir):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise TextrnnError("TensorBoard logs need the tensorboard package: pip install 'textrnn[tensorboard]'"
-                               ) from None
-        self.writer = SummaryWriter(str(log_dir))
+        from .callbacks import summary_writer
+
+        self.writer = summary_writer(log_dir)
 
     def on_window_end(self, position: "LMPosition", loss: torch.Tensor, lr: float) -> None:
         if position.global_step % 25 == 1:
