@@ -190,10 +190,10 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if self.freeze_embeddings and self.embeddings is None and self.init_from is None:
             raise TextrnnError("freeze_embeddings keeps pretrained vectors fixed: give embeddings too")
 
-    def _model_config(self, num_classes: int, vocab_size: int | None = None,
-                      embedding_dim: int | None = None) -> ModelConfig:
+    def _model_config(self, num_classes: int, vocab_size: int | None = None, embedding_dim: int | None = None,
+                      lm: dict | None = None) -> ModelConfig:
         if self.init_from is not None:  # the language model's shape, so that its weights fit
-            lm = self._language_model_config()
+            lm = lm or self._language_model_config()
             return ModelConfig(vocab_size=lm["vocab_size"], num_classes=num_classes, cell=lm["cell"],
                                embedding_dim=lm["embedding_dim"], hidden_size=lm["hidden_size"], layers=lm["layers"],
                                bidirectional=False, dropout=self.dropout, mask=self.mask, pooling=self.pooling)
@@ -232,10 +232,11 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                                "classifier needs one width (train the LM with --no-tie-weights or --softmax adaptive)")
         return model
 
-    def build(self, num_classes: int, vocab_size: int | None = None, embedding_dim: int | None = None) -> RNNClassifier:
+    def build(self, num_classes: int, vocab_size: int | None = None, embedding_dim: int | None = None,
+              lm: dict | None = None) -> RNNClassifier:
         """A freshly initialised network for `num_classes` classes, seeded by `seed` (torch's global RNG is left
-        as it was)."""
-        config = self._model_config(num_classes, vocab_size, embedding_dim)
+        as it was); `lm`: the `init_from` language model's checked config, where the caller has read it."""
+        config = self._model_config(num_classes, vocab_size, embedding_dim, lm)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             return RNNClassifier(config)
@@ -275,6 +276,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             val_texts = check_texts(validation_data[0], "validation texts")
             val_y, _ = encode_labels(validation_data[1], names)
         record = self._run_record(texts, y, val_texts, val_y, names, dict(metadata or {}))
+        lm = self._language_model_config() if self.init_from is not None else None  # checked before any work
 
         checkpointer, checkpoint = self._checkpointer(record), None
         if resume:
@@ -288,8 +290,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             source = check_texts(adapt_texts, "adapt_texts") if adapt_texts is not None else texts
             if self.adapt_limit is not None:
                 source = source[: self.adapt_limit]
-            if self.init_from is not None:  # the language model's vocabulary, which its embedding was trained on
-                self._language_model_config()
+            if lm is not None:  # the language model's vocabulary, which its embedding was trained on
                 vectorizer = load_vectorizer(Path(self.init_from) / TOKENIZER_FILE, self.tokenizer)
             else:
                 vectorizer = make_vectorizer(self.tokenizer, self.max_tokens).adapt(source)
@@ -308,8 +309,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         vocab_size = None if self.tokenizer == "word" and self.init_from is None else vectorizer.vocab_size
         embedding_dim = vectors.dim if vectors is not None else (
             checkpoint.tensors["model.encoder.embedding.weight"].shape[1] if checkpoint is not None else None)
-        model = self.build(len(names), vocab_size, embedding_dim)
-        if self.init_from is not None and checkpoint is None:  # a checkpoint holds the weights already
+        model = self.build(len(names), vocab_size, embedding_dim, lm)
+        if lm is not None and checkpoint is None:  # a checkpoint holds the weights already
             record["init_from"] = self._copy_language_model(model)
         if vectors is not None:
             record["embedding_coverage"] = self._load_vectors(model, vectorizer, vectors, train)

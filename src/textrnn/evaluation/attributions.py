@@ -78,9 +78,7 @@ def explain_one(model, vectorizer, text: str, labels: list[str], max_len: int | 
     tokens = torch.tensor([[encoding.ids[i] for i in kept]], dtype=torch.long, device=device)
     lengths = torch.tensor([tokens.shape[1]], dtype=torch.long)
 
-    def forward(embedded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return model.forward_embedded(embedded, lengths)
-
+    forward = model.forward_embedded  # logits from embedded tokens: what Captum differentiates
     with _cudnn_off(device):
         with torch.no_grad():
             embedded = model.encoder.embed(tokens)

@@ -247,8 +247,7 @@ def create_app(models: list[ServedModel], settings: ServerSettings = ServerSetti
                 for e in found]
         else:
             batcher = batchers[model.name]
-            try:
-                metrics.queued.labels(model.name).set(batcher.queued)
+            try:  # the queue gauge is read off the batchers when /metrics is scraped, not set per request
                 rows = await batcher.submit(texts)
             except QueueFull:
                 metrics.rejected.labels(model.name).inc()

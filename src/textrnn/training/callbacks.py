@@ -125,17 +125,14 @@ class TensorBoard(Callback):
 class GradualUnfreezing(Callback):
     """ULMFiT's gradual unfreezing: epoch 1 trains the top layer group alone (the head), each later epoch one
     more group from the top (`training.loop.layer_groups`), until all train. Where a run stands follows from its
-    epoch, so a resumed run freezes exactly what the original did."""
-
-    def __init__(self, frozen_at_start: set[int] | None = None):
-        self.frozen_at_start = frozen_at_start  # ids of parameters frozen before the run (kept frozen)
+    epoch, so a resumed run freezes exactly what the original did. Parameters frozen before the run (a frozen
+    embedding) stay frozen."""
 
     def on_train_begin(self, loop: Loop) -> None:
         from .loop import layer_groups
 
         self.groups = layer_groups(loop.model)
-        if self.frozen_at_start is None:
-            self.frozen_at_start = {id(p) for g in self.groups for p in g if not p.requires_grad}
+        self.frozen_at_start = {id(p) for g in self.groups for p in g if not p.requires_grad}
 
     def on_epoch_begin(self, loop: Loop) -> None:
         training = loop.position.epoch  # the number of groups from the top that train this epoch

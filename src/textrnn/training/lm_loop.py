@@ -219,6 +219,7 @@ def fit_language_model(model: RNNLanguageModel, train: np.ndarray, validation: n
         checkpointer.save(p.global_step, tensors, {"position": asdict(p), "optimizer": opt_meta,
                                                    "history": history})
 
+    every = checkpointer.every_steps if checkpointer is not None else None
     with DeferredInterrupt() as interrupt:
         while p.epoch <= config.epochs and not p.stopped_early:
             rng.bit_generator.state = p.epoch_rng  # the same plan again when an epoch is resumed
@@ -259,9 +260,8 @@ def fit_language_model(model: RNNLanguageModel, train: np.ndarray, validation: n
                     bar.set_postfix(loss=f"{value:.3f}", ppl=f"{math.exp(min(value, 50)):.1f}")
                 tokens += y.numel()
                 bar.update(y.numel())
-                every = checkpointer.every_steps if checkpointer is not None else None
-                if checkpointer is not None and (interrupt.requested or (every and p.global_step % every == 0)) \
-                        and p.window < len(plan):
+                if checkpointer is not None and p.window < len(plan) and (
+                        interrupt.requested or (every and p.global_step % every == 0)):
                     save_checkpoint(state)
                 if interrupt.requested:
                     break
