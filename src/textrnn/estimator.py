@@ -27,6 +27,7 @@ from .pretrained import TOKENIZER_FILE, load_model_directory, save_model_directo
 from .text import DEFAULT_MAX_TOKENS, TOKENIZERS, load_vectorizer, make_vectorizer
 from .training import (Checkpointer, Checkpointing, EarlyStopping, EpochResult, GradualUnfreezing, ProgressBar,
                        TensorBoard, TrainConfig, evaluate_loss_accuracy, fit, predict_logits)
+from .training.distributed import world_from_env
 
 log = logging.getLogger("textrnn")
 
@@ -283,7 +284,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             checkpoint = self._checkpoint_to_resume(resume, checkpointer, record)
             vectorizer = load_vectorizer(checkpoint.path / TOKENIZER_FILE, self.tokenizer, self.max_tokens)
         else:
-            if checkpointer is not None and checkpointer.paths():
+            if checkpointer is not None and checkpointer.paths() and world_from_env().main:
                 # an earlier run's checkpoints would look newer than this run's first ones to a later resume
                 log.warning("starting afresh: removing %d checkpoint(s) of an earlier run in %s",
                             checkpointer.clear(), checkpointer.directory)
@@ -368,7 +369,10 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         return checkpoint
 
     def _callbacks(self, checkpointer: Checkpointer | None) -> list:
-        """In the order they must run at an epoch's end: report, decide, then checkpoint what was decided."""
+        """In the order they must run at an epoch's end: report, decide, then checkpoint what was decided. A
+        distributed run's other ranks get none: rank 0 logs and saves."""
+        if not world_from_env().main:
+            return []
         callbacks = [GradualUnfreezing()] if self.gradual_unfreezing else []
         if self.progress:
             callbacks.append(ProgressBar())

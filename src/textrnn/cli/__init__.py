@@ -41,14 +41,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.texts = [*args.texts, *extras]
         else:
             parser.error(f"unrecognized arguments: {' '.join(extras)}")
-    logging.basicConfig(format="textrnn: %(message)s", level=logging.WARNING)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what `--nproc` hands each process torchrun starts
+    rank = int(os.environ.get("RANK", 0)) if int(os.environ.get("WORLD_SIZE", 1)) > 1 else 0
+    who = f"rank {rank}: " if rank else ""  # one of torchrun's processes, not the first
+    logging.basicConfig(format=f"textrnn: {who}%(message)s", level=logging.WARNING)
     try:
         return args.func(args)
     except TextrnnError as exc:
         if args.debug:
             raise
-        print(f"textrnn: error: {exc}", file=sys.stderr)
+        print(f"textrnn: {who}error: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:
+        if args.debug or not _lost_a_peer(exc):
+            raise
+        # another process of the run is gone: the launcher (torchrun's agent) reports which and why
+        if "TORCHELASTIC_RUN_ID" not in os.environ:
+            print(f"textrnn: {who}error: lost contact with the other processes of this run "
+                  f"({' '.join(str(exc).split())[:200]})", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         if args.debug:
             raise
@@ -59,3 +70,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # from complaining again when it flushes stdout at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the broken pipe
+
+
+def _lost_a_peer(exc: RuntimeError) -> bool:
+    """Whether `exc` is torch.distributed's word that another process of the run has gone (gloo, NCCL)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.distributed.is_available() or not torch.distributed.is_initialized():
+        return False
+    text = str(exc)
+    return isinstance(exc, torch.distributed.DistError) or any(
+        mark in text for mark in ("gloo", "NCCL", "Connection reset", "Connection closed"))

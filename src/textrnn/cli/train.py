@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import TextrnnError
+from .launch import add_nproc_flag, in_launched_process, launch, without_nproc
 from .flags import DATA_FLAGS, MODEL_FLAGS, TRAIN_FLAGS, add_data_flags, add_model_flags, classifier_params, data_source
 
 DEFAULT_OUT = "textrnn-model"
@@ -65,6 +66,7 @@ def add_parser(sub) -> None:
                    f"as well as after every epoch (default {DEFAULT_CHECKPOINT_EVERY})")
     g.add_argument("--no-checkpoints", action="store_true", help="write no checkpoints (no --resume then)")
     g.add_argument("--tensorboard", action="store_true", help=f"also log metrics to OUT/{TENSORBOARD_DIR}")
+    add_nproc_flag(p.add_argument_group("data-parallel training"))
     p.set_defaults(func=run)
 
 
@@ -75,6 +77,11 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         return resume(args)
     out = Path(args.out or DEFAULT_OUT)
+    if (args.nproc or 1) > 1 and not in_launched_process():
+        if args.pretrain:
+            raise TextrnnError("--pretrain with --nproc: pretrain first (`textrnn lm train`), then train with "
+                               "--init-from and --nproc")
+        return launch(args.nproc, without_nproc(args.argv), resume_hint=str(out), debug=args.debug)
     params, preset = classifier_params(args)
     source = data_source(args)
     dataset = source.load()
@@ -87,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         params["init_from"] = str(pretrain(args, params, dataset.train.texts(text), out))
     if params.get("init_from"):
         fine_tuning(params)
-    clf = TextClassifier(**params, progress=not args.quiet,
+    clf = TextClassifier(**params, progress=not args.quiet and main_process(),
                          checkpoint_dir=None if args.no_checkpoints else out / CHECKPOINTS_DIR,
                          checkpoint_every=args.checkpoint_every or DEFAULT_CHECKPOINT_EVERY,
                          tensorboard_dir=out / TENSORBOARD_DIR if args.tensorboard else None)
@@ -147,11 +154,17 @@ def resume(args: argparse.Namespace) -> int:
     checkpoint = Checkpointer(directory / CHECKPOINTS_DIR).latest()
     if checkpoint is None:
         raise TextrnnError(f"nothing to resume: no checkpoints in {directory / CHECKPOINTS_DIR}")
+    # as many processes as the run had, unless told otherwise (an epoch's end resumes on any number)
+    nproc = args.nproc or checkpoint.state["position"].get("processes", 1)
+    if nproc > 1 and not in_launched_process():
+        argv = without_nproc(args.argv)
+        return launch(nproc, argv, resume_hint=str(directory), debug=args.debug)
     record = checkpoint.state["run"]
     metadata = record["metadata"]
     if "source" not in metadata:
         raise TextrnnError(f"{checkpoint.path} was not written by `textrnn train`; resume it from Python")
-    params = dict(record["params"], checkpoint_dir=directory / CHECKPOINTS_DIR, progress=not args.quiet)
+    params = dict(record["params"], checkpoint_dir=directory / CHECKPOINTS_DIR,
+                  progress=not args.quiet and main_process())
     if params.get("tensorboard_dir") is not None:
         params["tensorboard_dir"] = directory / TENSORBOARD_DIR
     for name in ("device", "epochs"):  # where it runs, and (constant or plateau schedules) how long
@@ -162,13 +175,26 @@ def resume(args: argparse.Namespace) -> int:
     return _train(clf, dataset, metadata["text"], metadata, directory, checkpoint=checkpoint)
 
 
+def main_process() -> bool:
+    """Whether this process reports and saves: the only one, or rank 0 of a distributed run."""
+    from ..training.distributed import world_from_env
+
+    return world_from_env().main
+
+
 def _train(clf, dataset, text: str | None, metadata: dict, out: Path, adapt=None, checkpoint=None) -> int:
-    val = dataset.val
-    print(f"{'resuming' if checkpoint else 'training'} on {len(dataset.train):,} rows of {dataset.name} "
-          f"({text or 'all text columns'}), validating on {len(val):,}", file=sys.stderr)
+    from ..training.distributed import world_from_env
+
+    val, world = dataset.val, world_from_env()
+    if world.main:
+        processes = f" in {world.size} processes" if world.distributed else ""
+        print(f"{'resuming' if checkpoint else 'training'} on {len(dataset.train):,} rows of {dataset.name} "
+              f"({text or 'all text columns'}){processes}, validating on {len(val):,}", file=sys.stderr)
     clf.fit(dataset.train.texts(text), dataset.labels_of(dataset.train), classes=dataset.classes,
             adapt_texts=adapt, validation_data=(val.texts(text), dataset.labels_of(val)), metadata=metadata,
             resume=checkpoint or False)
+    if not world.main:
+        return 0  # rank 0 writes the model directory
     out = clf.save_pretrained(out)
     last = clf.history_[-1]
     kept = next((h for h in clf.history_ if h.best), last)  # early stopping keeps its best epoch's weights

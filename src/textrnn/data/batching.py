@@ -92,19 +92,31 @@ def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Genera
     return batches
 
 
+def epoch_batches(corpus: TokenizedCorpus, batch_size: int, mode: str,
+                  rng: np.random.Generator | None = None) -> list[np.ndarray]:
+    """The rows of each batch of one pass over the corpus, in the order they are trained on."""
+    if mode == "sequential":
+        return sequential_batches(len(corpus), batch_size)
+    if mode == "shuffle":
+        return _chunks((rng or np.random.default_rng()).permutation(len(corpus)), batch_size)
+    if mode == "bucket":
+        return bucketed_batches(corpus.lengths, batch_size, rng or np.random.default_rng())
+    raise ValueError(f"unknown batching mode {mode!r}")
+
+
+def part_of(rows: np.ndarray, part: tuple[int, int]) -> np.ndarray:
+    """The k-th of n contiguous slices of a batch, for part = (k, n): what one of n data-parallel processes
+    trains on. Sizes differ by at most one row (a batch of fewer than n rows leaves some slices empty); the n
+    slices together are the whole batch, and a length-bucketed batch stays bucketed in every slice."""
+    k, n = part
+    return rows if n == 1 else np.array_split(rows, n)[k]
+
+
 def iterate_batches(
     corpus: TokenizedCorpus, batch_size: int, mode: str, rng: np.random.Generator | None = None, start: int = 0
 ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
     """Yield (rows, tokens, lengths) for one pass over the corpus, from batch number `start` on (a resumed
     epoch draws the same order from the same RNG state and skips the batches already trained on)."""
-    if mode == "sequential":
-        batches = sequential_batches(len(corpus), batch_size)
-    elif mode == "shuffle":
-        batches = _chunks((rng or np.random.default_rng()).permutation(len(corpus)), batch_size)
-    elif mode == "bucket":
-        batches = bucketed_batches(corpus.lengths, batch_size, rng or np.random.default_rng())
-    else:
-        raise ValueError(f"unknown batching mode {mode!r}")
-    for rows in batches[start:]:
+    for rows in epoch_batches(corpus, batch_size, mode, rng)[start:]:
         tokens, lengths = corpus.batch(rows)
         yield rows, tokens, lengths

@@ -23,10 +23,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.batching import TokenizedCorpus, iterate_batches
+from ..data.batching import TokenizedCorpus, epoch_batches, iterate_batches, part_of
 from ..errors import TextrnnError
+from . import distributed
 from .callbacks import Callback
 from .config import EpochResult, TrainConfig, resolve_device
+from .distributed import World
 from .optim import FastAdam
 
 log = logging.getLogger("textrnn")
@@ -101,14 +103,18 @@ class DeferredInterrupt:
     A step interrupted halfway (say, after the dense update and before the embedding's) would leave a state no
     checkpoint should hold; so the first SIGINT only sets `requested`, and the loop stops at the next step
     boundary. A second Ctrl-C raises KeyboardInterrupt at once, for a run that will not stop.
+
+    In a distributed run the second SIGINT is ignored: a Ctrl-C reaches every worker twice, once from the
+    terminal and once forwarded by torchrun's agent, which kills workers that have not stopped within 30 s.
     """
 
-    def __init__(self):
+    def __init__(self, force_on_second: bool = True):
         self.requested = False
+        self.force_on_second = force_on_second
         self._previous = None
 
     def _handle(self, signum, frame):
-        if self.requested:
+        if self.requested and self.force_on_second:
             raise KeyboardInterrupt
         self.requested = True
 
@@ -135,6 +141,7 @@ class Position:
     correct: int = 0
     seen: int = 0
     stopped_early: bool = False  # a callback ended the run (more epochs would not resume it)
+    processes: int = 1  # the data-parallel processes the epoch's batches were drawn for (global batch = B x this)
 
     def finished(self, epochs: int) -> bool:
         return self.stopped_early or self.epoch > epochs
@@ -142,7 +149,8 @@ class Position:
 
 @dataclass
 class Loop:
-    """One run's moving parts, as the callbacks see them."""
+    """One run's moving parts, as the callbacks see them. `network` is what the steps call: the model itself, or
+    the model under DistributedDataParallel in a distributed run of `world.size` processes."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -155,6 +163,11 @@ class Loop:
     history: list[EpochResult] = field(default_factory=list)
     interrupted: bool = False
     resumed_from: Path | None = None
+    network: nn.Module | None = None
+    world: World = field(default_factory=World)
+
+    def __post_init__(self):
+        self.network = self.network or self.model
 
     def running(self) -> dict[str, float]:
         """The epoch's running training loss and accuracy, and the current learning rate."""
@@ -204,11 +217,27 @@ class Loop:
             torch.cuda.set_rng_state(checkpoint.tensors["rng.cuda"])
         self.history = [EpochResult.from_dict(h) for h in checkpoint.state["history"]]
         self.position = Position(**checkpoint.state["position"])
+        self._check_processes(checkpoint.path)
         saved = checkpoint.state.get("callbacks", {})
         for callback in self.callbacks:
             if callback.name in saved:
                 callback.load_state_dict(checkpoint.prefixed(f"{callback.name}."), saved[callback.name])
         self.resumed_from = checkpoint.path
+
+    def _check_processes(self, where: Path) -> None:
+        """A checkpoint resumes onto another number of processes only where the run's batches stay the same."""
+        p, now = self.position, self.world.size
+        if p.processes == now or p.finished(self.config.epochs):
+            return
+        if p.step > 0:
+            raise TextrnnError(f"the checkpoint {where} stopped in the middle of an epoch drawn for {p.processes} "
+                               f"process(es): resume it with {p.processes} (--nproc {p.processes}); a checkpoint "
+                               f"written at the end of an epoch resumes on any number")
+        if self.config.lr_schedule in ("linear", "slanted"):
+            raise TextrnnError(f"the checkpoint {where} was trained with {p.processes} process(es) and a "
+                               f"{self.config.lr_schedule} schedule over its steps; another number of processes "
+                               f"makes other steps: resume it with --nproc {p.processes}")
+        p.processes = now
 
     def call(self, hook: str, *args) -> None:
         for callback in self.callbacks:
@@ -222,30 +251,56 @@ def train_epoch(loop: Loop, train: TokenizedCorpus, labels: torch.Tensor, rng: n
     model, optimizer, scheduler, config, p = loop.model, loop.optimizer, loop.scheduler, loop.config, loop.position
     step_schedule = scheduler is not None and not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
     clip_here = config.clip_norm is not None and not isinstance(optimizer, FastAdam)  # FastAdam clips itself
+    world = loop.world
     loss_fn = nn.CrossEntropyLoss()
     rng.bit_generator.state = p.epoch_rng  # a resumed epoch draws the same batches again
     model.train()
+    totals = distributed.Totals(device) if world.distributed else None
+    batches = (iterate_batches(train, config.batch_size, config.batching, rng, start=p.step) if totals is None
+               else epoch_batches(train, config.batch_size * world.size, config.batching, rng)[p.step:])
     start = time.perf_counter()
-    for step, (rows, tokens, lengths) in enumerate(
-            iterate_batches(train, config.batch_size, config.batching, rng, start=p.step), start=p.step):
+    for step, batch in enumerate(batches, start=p.step):
+        if totals is None:
+            rows, tokens, lengths = batch
+        else:  # one global batch per step; this rank trains on its slice
+            global_rows = len(batch)
+            rows = part_of(batch, (world.rank, world.size))
+            tokens, lengths = train.batch(rows)
+            torch.manual_seed(distributed.step_seed(config.seed, world.rank, p.global_step))
+            if len(rows) == 0:  # a batch of fewer rows than processes: this rank still joins the step, weight 0
+                tokens, lengths = torch.zeros(1, 1, dtype=torch.long), torch.ones(1, dtype=torch.long)
+        n = len(rows)
         target = labels[rows].to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
-            logits = model(tokens.to(device, non_blocking=True), lengths)
-        loss = loss_fn(logits.float(), target)
+            logits = loop.network(tokens.to(device, non_blocking=True), lengths)
+        if totals is None:
+            loss = loss_fn(logits.float(), target)
+        elif n:
+            loss = loss_fn(logits.float(), target)
+            weighted = loss * distributed.loss_weight(n, global_rows, world)
+        else:
+            loss = weighted = logits.float().sum() * 0.0
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss if totals is None else weighted).backward()
         if clip_here:
             nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
         optimizer.step()
         if step_schedule:
             scheduler.step()
 
-        n = len(rows)
+        correct = (logits.detach().argmax(1) == target).sum() if n else torch.zeros((), dtype=torch.long)
+        if totals is None:
+            p.loss_sum += loss.item() * n
+            p.correct += int(correct)
+            stop = interrupt.requested
+        else:  # every rank keeps the whole batch's totals, and stops at the step where any rank was interrupted
+            # (the agreed `stop`, not this rank's flag, which a signal may set after the all-reduce read it)
+            loss_sum, correct, n, stop = totals.reduce(loss.detach() * n, correct, n, interrupt.requested)
+            p.loss_sum += loss_sum
+            p.correct += correct
         p.step, p.global_step, p.seen = step + 1, p.global_step + 1, p.seen + n
-        p.loss_sum += loss.item() * n
-        p.correct += int((logits.detach().argmax(1) == target).sum())
         loop.call("on_step_end", n)
-        if interrupt.requested:
+        if stop:
             loop.interrupted = True
             break
     return time.perf_counter() - start
@@ -254,11 +309,18 @@ def train_epoch(loop: Loop, train: TokenizedCorpus, labels: torch.Tensor, rng: n
 def end_epoch(loop: Loop, seconds: float, rng: np.random.Generator,
               validation: tuple[TokenizedCorpus, np.ndarray] | None) -> EpochResult:
     """The epoch's result (validated), the plateau schedule's step, and the position moved to the next epoch."""
-    p = loop.position
+    p, world = loop.position, loop.world
     result = EpochResult(p.epoch, p.loss_sum / max(p.seen, 1), p.correct / max(p.seen, 1), p.seen, seconds,
                          interrupted=loop.interrupted, lr=loop.optimizer.param_groups[0]["lr"])
+    if world.distributed and isinstance(loop.optimizer, FastAdam):
+        loop.optimizer.catch_up_all()  # every rank, so that rank 0 reading the weights keeps the ranks in step
     if validation is not None:
-        result.val_loss, result.val_accuracy = evaluate_loss_accuracy(loop.model, *validation)
+        if world.main:
+            result.val_loss, result.val_accuracy = evaluate_loss_accuracy(loop.model, *validation)
+        # the others wait for rank 0's figures: the plateau schedule and early stopping act on them everywhere
+        device = next(loop.model.parameters()).device
+        result.val_loss, result.val_accuracy = distributed.broadcast_floats([result.val_loss, result.val_accuracy],
+                                                                            world, device)
     loop.history.append(result)
     if loop.interrupted:
         return result  # the position stays mid-epoch: a resumed run finishes this epoch
@@ -285,31 +347,40 @@ def fit(
     callbacks: see callbacks.py (progress bar, TensorBoard, checkpoints, early stopping), called in order.
     resume: a `checkpoints.Checkpoint` of this same run to continue from, exactly where it stood.
     """
-    device = resolve_device(config.device)
+    world, device = distributed.setup(resolve_device(config.device))
+    distributed.check_supported(config, device, world)
     model.to(device)
     optimizer = configure_optimizer(model, config, device)
-    steps_per_epoch = -(-len(train) // config.batch_size)
+    if isinstance(optimizer, FastAdam):
+        optimizer.catch_up_gradient_rows = world.distributed  # rows another rank read, see FastAdam.step
+    network = distributed.wrap(model, device, world)
+    steps_per_epoch = -(-len(train) // (config.batch_size * world.size))
     scheduler, schedule_every = configure_scheduler(optimizer, config, steps_per_epoch)
     if (config.early_stopping or schedule_every == "epoch") and validation is None:
         raise TextrnnError("early stopping and the plateau schedule watch a validation metric: give validation data")
     labels = torch.as_tensor(np.asarray(train_labels), dtype=torch.long)
     rng = np.random.default_rng(config.seed)
-    loop = Loop(model, optimizer, scheduler, config, steps_per_epoch, len(train), list(callbacks),
-                Position(epoch_rng=rng.bit_generator.state))
+    # a distributed run gives its callbacks (progress, logs, early stopping, checkpoints) to rank 0 alone
+    loop = Loop(model, optimizer, scheduler, config, steps_per_epoch, len(train),
+                list(callbacks) if world.main else [],
+                Position(epoch_rng=rng.bit_generator.state, processes=world.size), network=network, world=world)
     if resume is not None:
         loop.restore(resume)
 
     loop.call("on_train_begin")
-    with DeferredInterrupt() as interrupt:
+    with DeferredInterrupt(force_on_second=not world.distributed) as interrupt:
         while not loop.position.finished(config.epochs):
             loop.call("on_epoch_begin")
             seconds = train_epoch(loop, train, labels, rng, device, interrupt)
-            if loop.interrupted:
+            if loop.interrupted and world.main:
                 log.warning("interrupted: stopped epoch %d after %d samples; the model is kept",
                             loop.position.epoch, loop.position.seen)
             loop.call("on_epoch_trained")
             result = end_epoch(loop, seconds, rng, validation)
             loop.call("on_epoch_end", result)
+            if world.distributed:  # rank 0's early stopping ends the run on every rank
+                stopped = distributed.broadcast_floats([float(loop.position.stopped_early)], world, device)[0]
+                loop.position.stopped_early = bool(stopped)
             if loop.interrupted:
                 break
     if isinstance(optimizer, FastAdam):

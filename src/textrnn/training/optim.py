@@ -56,6 +56,9 @@ class FastAdam(torch.optim.Optimizer):
         self.dense_params = [p for p in params if p is not table]
         self.catch_up = catch_up and table is not None
         self.steps = 0
+        # A data-parallel step's gradient holds the rows every rank read, and this process's forward hook has
+        # caught up only the rows it read itself: with this set, `step` catches up the others first.
+        self.catch_up_gradient_rows = False
         self._flatten()
         self._hook = None
         if table is not None:
@@ -158,16 +161,18 @@ class FastAdam(torch.optim.Optimizer):
     def step(self, closure=None):
         group = self.param_groups[0]
         lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-        self.steps += 1
-        bias1 = 1 - beta1**self.steps
-        sqrt_bias2 = math.sqrt(1 - beta2**self.steps)
-        step_size = lr / bias1
-
         table = self.embedding.weight if self.embedding is not None else None
         rows = values = None
         if table is not None and table.grad is not None:
             grad = table.grad.coalesce()  # one row per distinct token, repeated tokens summed
             rows, values = grad.indices()[0], grad.values()
+            if self.catch_up_gradient_rows and self.catch_up:
+                self._catch_up(rows)
+
+        self.steps += 1
+        bias1 = 1 - beta1**self.steps
+        sqrt_bias2 = math.sqrt(1 - beta2**self.steps)
+        step_size = lr / bias1
         if self.max_grad_norm is not None:
             squares = self.flat_grad.pow(2).sum() + (values.pow(2).sum() if values is not None else 0.0)
             scale = (self.max_grad_norm / (squares.sqrt() + 1e-6)).clamp(max=1.0)

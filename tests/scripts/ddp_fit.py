@@ -1,0 +1,28 @@
+"""Run under torchrun by tests/test_distributed.py: fit a TextClassifier on the first ROWS rows of ag_news_mini with
+a per-process batch of BATCH and save each rank's trained weights to OUT.rankR as safetensors.
+
+    torchrun --standalone --nproc-per-node 2 tests/scripts/ddp_fit.py OUT CELL OPTIMIZER BATCH ROWS
+"""
+
+import sys
+from pathlib import Path
+
+from safetensors.torch import save_file
+
+from textrnn import TextClassifier, load_ag_news
+from textrnn.training.distributed import world_from_env
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ag_news_mini"
+
+
+def main(out: str, cell: str, optimizer: str, batch: str, rows: str) -> None:
+    data = load_ag_news(DATA)
+    texts, labels = data.train.texts()[: int(rows)], data.labels_of(data.train)[: int(rows)]
+    clf = TextClassifier(cell=cell, optimizer=optimizer, batch_size=int(batch), epochs=1, seed=3, progress=False,
+                         device="cpu")
+    clf.fit(texts, labels)
+    save_file({k: v.contiguous() for k, v in clf.model_.state_dict().items()}, f"{out}.rank{world_from_env().rank}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

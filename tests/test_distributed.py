@@ -1,0 +1,213 @@
+"""Data-parallel training through torchrun (gloo, 2 CPU processes): the same weights as one process with the
+whole batch, the same accuracy, outputs from rank 0 only, a killed rank ending the job, Ctrl-C, resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from textrnn import TextClassifier
+from textrnn.data.batching import epoch_batches, part_of
+from textrnn.errors import TextrnnError
+from textrnn.training import TrainConfig
+from textrnn.training.distributed import World, check_supported, loss_weight, step_seed
+
+SCRIPT = Path(__file__).parent / "scripts" / "ddp_fit.py"
+TEXTRNN = [sys.executable, "-m", "textrnn"]
+ROWS_PER_STEP = 16  # 2 processes x 8
+
+
+def torchrun(*args: str, nproc: int = 2) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *args]
+
+
+def children(pid: int) -> list[int]:
+    """The processes `pid` started (its direct children), from /proc."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
+def rank_of(pid: int) -> int | None:
+    try:
+        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    ranks = [int(e[5:]) for e in env if e.startswith(b"RANK=")]
+    return ranks[0] if ranks else None
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+# -- the pieces ---------------------------------------------------------------------------------------------------
+def test_the_slices_of_a_batch_are_the_whole_batch_once_and_stay_bucketed(ag_news_mini):
+    from textrnn.text import make_vectorizer
+    from textrnn.data import TokenizedCorpus
+
+    texts = ag_news_mini.train.texts()[:1000]
+    ids, lengths = make_vectorizer("word", 5000).adapt(texts).encode_flat(texts)
+    corpus = TokenizedCorpus.from_flat(ids, lengths)
+    batches = epoch_batches(corpus, 16, "bucket", np.random.default_rng(0))
+    spread = []
+    for batch in batches:
+        parts = [part_of(batch, (k, 2)) for k in range(2)]
+        assert np.array_equal(np.concatenate(parts), batch)
+        assert abs(len(parts[0]) - len(parts[1])) <= 1
+        spread += [np.ptp(corpus.lengths[p]) for p in parts if len(p)]
+    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
+    assert np.median(spread) == 0  # bucketed: most slices hold one length only
+    assert [len(part_of(np.arange(3), (k, 4))) for k in range(4)] == [1, 1, 1, 0]
+
+
+def test_loss_weights_make_the_average_of_the_ranks_the_mean_of_the_batch():
+    world = World(size=3, rank=0)
+    sizes = [4, 3, 3]  # an uneven last batch of 10 rows
+    losses = [1.0, 2.0, 4.0]  # each rank's mean loss
+    averaged = sum(loss * loss_weight(n, 10, world) for loss, n in zip(losses, sizes)) / world.size
+    assert averaged == pytest.approx((4 * 1.0 + 3 * 2.0 + 3 * 4.0) / 10)
+    assert len({step_seed(0, r, s) for r in range(3) for s in range(100)}) == 300
+
+
+def test_a_distributed_run_refuses_what_it_cannot_do():
+    world = World(size=2, rank=0)
+    with pytest.raises(TextrnnError, match="gradual unfreezing"):
+        check_supported(TrainConfig(optimizer="adam", gradual_unfreezing=True), torch.device("cpu"), world)
+    with pytest.raises(TextrnnError, match="NCCL cannot average sparse"):
+        check_supported(TrainConfig(optimizer="fast-adam"), torch.device("cuda"), world)
+    check_supported(TrainConfig(gradual_unfreezing=True), torch.device("cpu"), World())  # one process: fine
+
+
+# -- exactness ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("cell, optimizer", [("lstm", "fast-adam"), ("gru", "adam")])
+def test_two_processes_train_the_weights_of_one_with_the_whole_batch(ag_news_mini, tmp_path, cell, optimizer):
+    rows = 20 * ROWS_PER_STEP  # 20 steps
+    out = tmp_path / "weights"
+    run = subprocess.run(torchrun(str(SCRIPT), str(out), cell, optimizer, "8", str(rows)), capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    from safetensors.torch import load_file
+
+    rank0, rank1 = load_file(f"{out}.rank0"), load_file(f"{out}.rank1")
+    for name in rank0:  # the ranks stay in step, bit for bit
+        assert torch.equal(rank0[name], rank1[name]), name
+
+    single = TextClassifier(cell=cell, optimizer=optimizer, batch_size=ROWS_PER_STEP, epochs=1, seed=3,
+                            progress=False, device="cpu")
+    single.fit(ag_news_mini.train.texts()[:rows], ag_news_mini.labels_of(ag_news_mini.train)[:rows])
+    weights = single.model_.state_dict()
+    assert weights.keys() == rank0.keys()
+    for name, w in weights.items():
+        relative = ((rank0[name] - w).norm() / w.norm()).item()
+        assert relative < 1e-5, f"{name}: {relative:.2e}"
+    assert any(not torch.equal(rank0[n], w) for n, w in weights.items())  # two runs, not one run twice
+
+
+# -- the command line ---------------------------------------------------------------------------------------------
+def test_nproc_2_trains_to_the_accuracy_of_one_process_and_only_rank_0_writes(data_root, tmp_path):
+    data = ["--data-dir", str(data_root / "ag_news_mini"), "--epochs", "2"]
+    two, one = tmp_path / "two", tmp_path / "one"
+    run = subprocess.run([*TEXTRNN, "-q", "train", *data, "--batch-size", "32", "--nproc", "2", "--out", str(two)],
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "in 2 processes" in run.stderr and run.stdout.count("saved ") == 1, run.stdout + run.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["two"]  # nothing written anywhere else
+    run1 = subprocess.run([*TEXTRNN, "-q", "train", *data, "--batch-size", "64", "--out", str(one)],
+                          capture_output=True, text=True, timeout=600)
+    assert run1.returncode == 0, run1.stderr[-3000:]
+    accuracy = {d.name: json.loads((d / "trainer_state.json").read_text())["history"][-1]["val_accuracy"]
+                for d in (two, one)}
+    assert abs(accuracy["two"] - accuracy["one"]) <= 0.01, accuracy
+    assert accuracy["two"] > 0.8, accuracy  # a trained model, not two equally broken ones
+    config = json.loads((two / "config.json").read_text())
+    assert config == json.loads((one / "config.json").read_text())  # the same model-directory format
+    assert len(list((two / "checkpoints").iterdir())) == 1
+
+    # an epoch's end resumes on another number of processes: one more epoch in one process
+    more = subprocess.run([*TEXTRNN, "-q", "train", "--resume", str(two), "--epochs", "3", "--nproc", "1"],
+                          capture_output=True, text=True, timeout=600)
+    assert more.returncode == 0, more.stderr[-3000:]
+    history = json.loads((two / "trainer_state.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+
+
+def start_run(out: Path, data_root: Path, *flags: str) -> subprocess.Popen:
+    return subprocess.Popen([*TEXTRNN, "-q", "train", "--data-dir", str(data_root / "ag_news_mini"), "--epochs", "2",
+                             "--batch-size", "16", "--nproc", "2", "--checkpoint-every", "20", "--out", str(out),
+                             *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def wait_for_workers(proc: subprocess.Popen, out: Path, timeout: float = 120) -> dict[int, int]:
+    """{rank: pid} of the run's workers, once the run has written its first checkpoint."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        workers = {rank_of(pid): pid for pid in children(proc.pid)}
+        if len(workers) == 2 and (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("step-*")):
+            return workers
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("the run wrote no checkpoint in time")
+
+
+def test_killing_one_rank_ends_the_job_with_one_error_and_resume_completes_it(data_root, tmp_path):
+    out = tmp_path / "run"
+    proc = start_run(out, data_root)
+    try:
+        workers = wait_for_workers(proc, out)
+        killed = time.monotonic()
+        os.kill(workers[1], signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=60)
+        ended = time.monotonic() - killed
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 1, stderr[-3000:]
+    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("training on ")]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr[-3000:]  # one clear error, and nothing else
+    assert "process 1 of 2" in lines[0] and "killed by SIGKILL" in lines[0], lines
+    assert f"textrnn train --resume {out}" in lines[0]
+    assert ended < 60
+    print(f"the job ended {ended:.1f} s after rank 1 was killed")
+    assert not any(alive(pid) for pid in workers.values())
+
+    resumed = subprocess.run([*TEXTRNN, "-q", "train", "--resume", str(out)], capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    history = json.loads((out / "trainer_state.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2] and history[-1]["samples"] == 6000
+
+
+def test_ctrl_c_stops_every_process_and_keeps_the_model(data_root, tmp_path):
+    out = tmp_path / "run"
+    proc = start_run(out, data_root)
+    try:
+        workers = wait_for_workers(proc, out)
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "training interrupted" in stdout and f"textrnn train --resume {out}" in stdout, stdout + stderr
+    assert "death signal" not in stderr and "Traceback" not in stderr, stderr[-3000:]  # torchrun's agent is quiet
+    assert not any(alive(pid) for pid in workers.values())
+    history = json.loads((out / "trainer_state.json").read_text())["history"]
+    assert history[-1]["interrupted"]
