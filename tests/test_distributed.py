@@ -148,7 +148,7 @@ def test_nproc_2_trains_to_the_accuracy_of_one_process_and_only_rank_0_writes(da
 
 
 def start_run(out: Path, data_root: Path, *flags: str) -> subprocess.Popen:
-    return subprocess.Popen([*TEXTRNN, "-q", "train", "--data-dir", str(data_root / "ag_news_mini"), "--epochs", "2",
+    return subprocess.Popen([*TEXTRNN, "-q", "train", "--data-dir", str(data_root / "ag_news_mini"), "--epochs", "1",
                              "--batch-size", "16", "--nproc", "2", "--checkpoint-every", "20", "--out", str(out),
                              *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
@@ -192,7 +192,7 @@ def test_killing_one_rank_ends_the_job_with_one_error_and_resume_completes_it(da
                              timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     history = json.loads((out / "trainer_state.json").read_text())["history"]
-    assert [h["epoch"] for h in history] == [1, 2] and history[-1]["samples"] == 6000
+    assert [h["epoch"] for h in history] == [1] and history[-1]["samples"] == 6000 and not history[-1]["interrupted"]
 
 
 def test_ctrl_c_stops_every_process_and_keeps_the_model(data_root, tmp_path):
@@ -211,3 +211,62 @@ def test_ctrl_c_stops_every_process_and_keeps_the_model(data_root, tmp_path):
     assert not any(alive(pid) for pid in workers.values())
     history = json.loads((out / "trainer_state.json").read_text())["history"]
     assert history[-1]["interrupted"]
+
+
+def test_two_processes_train_the_language_model_of_one_with_all_the_rows(tmp_path):
+    sys.path.insert(0, str(SCRIPT.parent))
+    from ddp_lm import DATA, language_model
+
+    from textrnn import load_dataset
+
+    out = tmp_path / "weights"
+    run = subprocess.run(torchrun(str(SCRIPT.parent / "ddp_lm.py"), str(out), "4", "40"), capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    from safetensors.torch import load_file
+
+    rank0, rank1 = load_file(f"{out}.rank0"), load_file(f"{out}.rank1")
+    for name in rank0:
+        assert torch.equal(rank0[name], rank1[name]), name
+    single = language_model(8).fit(load_dataset("imdb", DATA).train.texts()[:40])
+    assert single.model_.config.softmax == "adaptive"
+    windows = single.history_[0]["tokens"] // (8 * 20)
+    assert windows >= 20, windows
+    for name, w in single.model_.state_dict().items():
+        relative = ((rank0[name] - w).norm() / w.norm()).item()
+        assert relative < 1e-5, f"{name}: {relative:.2e}"
+
+
+def test_lm_train_nproc_2_stopped_by_ctrl_c_resumes_on_both_ranks(data_root, tmp_path):
+    from textrnn import load_dataset
+
+    corpus = tmp_path / "reviews.txt"
+    corpus.write_text("\n".join(t.replace("\n", " ") for t in load_dataset("imdb", data_root / "imdb").train
+                                .texts()[:150]))
+    out = tmp_path / "lm"
+    proc = subprocess.Popen([*TEXTRNN, "-q", "lm", "train", "--corpus", str(corpus), "--epochs", "2",
+                             "--batch-size", "8", "--hidden-size", "64", "--layers", "1", "--nproc", "2",
+                             "--checkpoint-every", "10", "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        workers = wait_for_workers(proc, out)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert not any(alive(pid) for pid in workers.values())
+    from textrnn.training import CHECKPOINTS_DIR, Checkpointer
+
+    checkpoint = Checkpointer(out / CHECKPOINTS_DIR).latest()
+    position = checkpoint.state["position"]
+    assert position["processes"] == 2 and position["window"] > 0 and position["epoch"] == 1
+    carried = checkpoint.prefixed("carried.")
+    assert carried and all(t.shape[1] == 16 for t in carried.values())  # both ranks' rows of the stream
+
+    resumed = subprocess.run([*TEXTRNN, "-q", "lm", "train", "--resume", str(out)], capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    history = json.loads((out / "trainer_state.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2]

@@ -44,7 +44,9 @@ def test_a_format_1_directory_loads_and_predicts_identically(tmp_path):
     expected = json.loads((FIXTURES / "model-v1-predictions.json").read_text())
     clf = TextClassifier.from_pretrained(FIXTURES / "model-v1")
     proba = clf.predict_proba(expected["texts"])
-    assert np.array_equal(proba, np.asarray(expected["probabilities"], dtype=np.float32))
+    # the same numbers to float rounding: the fixture's were computed on another CPU, whose kernels (AMX, AVX-512)
+    # may round the last bit differently; a weight loaded into the wrong place would be off by far more
+    np.testing.assert_allclose(proba, np.asarray(expected["probabilities"], dtype=np.float32), rtol=0, atol=1e-6)
     assert clf.predict(expected["texts"]) == expected["labels"]
     assert clf.cell == "gru" and clf.max_len == 30 and clf.metadata["dataset"] == "ag_news"
     assert len(clf.history_) == 1

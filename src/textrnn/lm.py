@@ -24,6 +24,7 @@ from .models.language_model import LMConfig, RNNLanguageModel
 from .pretrained import TOKENIZER_FILE, load_language_model_directory, save_model_directory, versions
 from .text import DEFAULT_MAX_TOKENS, TOKENIZERS, load_vectorizer, make_vectorizer
 from .text.vectorizer import OOV_ID, PAD_ID
+from .training.distributed import world_from_env
 from .training.lm_loop import LMTensorBoard, LMTrainConfig, evaluate_lm_loss, fit_language_model, token_stream
 
 ADAPTIVE_FROM = 5_000  # softmax="auto": an adaptive softmax for vocabularies at least this large
@@ -109,7 +110,7 @@ class LanguageModel(BaseEstimator):
             checkpoint = self._checkpoint_to_resume(resume, checkpointer, record)
             vectorizer = load_vectorizer(checkpoint.path / TOKENIZER_FILE, self.tokenizer, self.max_tokens)
         else:
-            if checkpointer is not None and checkpointer.paths():
+            if checkpointer is not None and checkpointer.paths() and world_from_env().main:
                 checkpointer.clear()  # an earlier run's checkpoints would look newer to a later resume
             vectorizer = make_vectorizer(self.tokenizer, self.max_tokens).adapt(texts)
         if checkpointer is not None:

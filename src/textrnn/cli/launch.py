@@ -35,7 +35,15 @@ def without_nproc(argv: list[str]) -> list[str]:
     return out
 
 
-def launch(nproc: int, argv: list[str], resume_hint: str | None = None, debug: bool = False) -> int:
+def main_process() -> bool:
+    """Whether this process reports and saves: the only one, or rank 0 of a distributed run."""
+    from ..training.distributed import world_from_env
+
+    return world_from_env().main
+
+
+def launch(nproc: int, argv: list[str], resume_hint: str | None = None, debug: bool = False,
+           verb: str = "train") -> int:
     """Run `python -m textrnn *argv` as `nproc` processes under torchrun's agent; their exit status.
 
     Each process gets cores / nproc threads (OMP_NUM_THREADS, unless set already), so that together they do not
@@ -66,7 +74,7 @@ def launch(nproc: int, argv: list[str], resume_hint: str | None = None, debug: b
             return failure.exitcode
         else:
             cause = f"exited with status {failure.exitcode}"
-        hint = f"; continue with: textrnn train --resume {resume_hint}" if resume_hint else ""
+        hint = f"; continue with: textrnn {verb} --resume {resume_hint}" if resume_hint else ""
         print(f"textrnn: error: process {rank} of {nproc} (pid {failure.pid}) {cause}, so torchrun stopped the "
               f"others{hint}", file=sys.stderr)
         return 1

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import TextrnnError
 from .flags import add_data_flags, data_source
+from .launch import add_nproc_flag, in_launched_process, launch, main_process, without_nproc
 
 DEFAULT_OUT = "textrnn-lm"
 DEFAULT_VAL_SPLIT = 0.05
@@ -59,6 +60,7 @@ def add_parser(sub) -> None:
                         f"(default {DEFAULT_CHECKPOINT_EVERY})")
     g.add_argument("--no-checkpoints", action="store_true", help="write no checkpoints (no --resume then)")
     g.add_argument("--tensorboard", action="store_true", help="also log metrics to OUT/tensorboard")
+    add_nproc_flag(t.add_argument_group("data-parallel training"))
     t.set_defaults(func=run_train)
 
     e = lsub.add_parser("evaluate", help="perplexity of a language model on texts: a plain text file, or a "
@@ -117,11 +119,15 @@ def run_train(args: argparse.Namespace) -> int:
         checkpoint = Checkpointer(directory / CHECKPOINTS_DIR).latest()
         if checkpoint is None:
             raise TextrnnError(f"nothing to resume: no checkpoints in {directory / CHECKPOINTS_DIR}")
+        nproc = args.nproc or checkpoint.state["position"].get("processes", 1)  # the run's own, by default
+        if nproc > 1 and not in_launched_process():
+            return launch(nproc, without_nproc(args.argv), f"{directory}", args.debug, verb="lm train")
         record = checkpoint.state["run"]
         data = record["metadata"].get("data")
         if data is None:
             raise TextrnnError(f"{checkpoint.path} was not written by `textrnn lm train`; resume it from Python")
-        params = dict(record["params"], checkpoint_dir=directory / CHECKPOINTS_DIR, progress=not args.quiet)
+        params = dict(record["params"], checkpoint_dir=directory / CHECKPOINTS_DIR,
+                      progress=not args.quiet and main_process())
         if params.get("tensorboard_dir") is not None:
             params["tensorboard_dir"] = directory / "tensorboard"
         texts, validation = texts_of(data, record["metadata"]["val_split"], params["seed"])
@@ -131,6 +137,8 @@ def run_train(args: argparse.Namespace) -> int:
     val_split = args.val_split or DEFAULT_VAL_SPLIT
     texts, validation = texts_of(origin, val_split, args.seed)
     out = Path(args.out or DEFAULT_OUT)
+    if (args.nproc or 1) > 1 and not in_launched_process():
+        return launch(args.nproc, without_nproc(args.argv), str(out), args.debug, verb="lm train")
     max_tokens = args.max_tokens or (200 if args.tokenizer == "char" else 20_000)
     lm = LanguageModel(cell=args.cell, embedding_dim=args.embedding_dim, hidden_size=args.hidden_size,
                        layers=args.layers, tie_weights=args.tie_weights,
@@ -140,16 +148,20 @@ def run_train(args: argparse.Namespace) -> int:
                        max_tokens=max_tokens, batch_size=args.batch_size, bptt=args.bptt, epochs=args.epochs,
                        lr=args.lr, seed=args.seed, device=args.device, clip_norm=args.clip_norm,
                        weight_decay=args.weight_decay, early_stopping=args.early_stopping, precision=args.precision,
-                       progress=not args.quiet, checkpoint_dir=None if args.no_checkpoints else out / CHECKPOINTS_DIR,
+                       progress=not args.quiet and main_process(),
+                       checkpoint_dir=None if args.no_checkpoints else out / CHECKPOINTS_DIR,
                        checkpoint_every=args.checkpoint_every,
                        tensorboard_dir=out / "tensorboard" if args.tensorboard else None)
-    print(f"training a {args.tokenizer}-level {args.cell.upper()} language model on {len(texts):,} texts of {name}, "
-          f"validating on {len(validation):,}", file=sys.stderr)
+    if main_process():
+        print(f"training a {args.tokenizer}-level {args.cell.upper()} language model on {len(texts):,} texts of "
+              f"{name}, validating on {len(validation):,}", file=sys.stderr)
     lm.fit(texts, validation, metadata={"corpus": name, "data": origin, "val_split": val_split})
     return _saved(lm, out)
 
 
 def _saved(lm, out: Path) -> int:
+    if not main_process():
+        return 0  # rank 0 writes the model directory
     out = lm.save_pretrained(out)
     best = min((h for h in lm.history_ if "val_perplexity" in h), key=lambda h: h["val_loss"], default=None)
     where = f" (validation perplexity {best['val_perplexity']:.2f}, epoch {best['epoch']})" if best else ""

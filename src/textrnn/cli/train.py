@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import TextrnnError
-from .launch import add_nproc_flag, in_launched_process, launch, without_nproc
+from .launch import add_nproc_flag, in_launched_process, launch, main_process, without_nproc
 from .flags import DATA_FLAGS, MODEL_FLAGS, TRAIN_FLAGS, add_data_flags, add_model_flags, classifier_params, data_source
 
 DEFAULT_OUT = "textrnn-model"
@@ -173,13 +173,6 @@ def resume(args: argparse.Namespace) -> int:
     clf = TextClassifier(**params)
     dataset = DataSource.from_dict(metadata["source"]).load()
     return _train(clf, dataset, metadata["text"], metadata, directory, checkpoint=checkpoint)
-
-
-def main_process() -> bool:
-    """Whether this process reports and saves: the only one, or rank 0 of a distributed run."""
-    from ..training.distributed import world_from_env
-
-    return world_from_env().main
 
 
 def _train(clf, dataset, text: str | None, metadata: dict, out: Path, adapt=None, checkpoint=None) -> int:

@@ -145,12 +145,32 @@ def check_supported(config, device: torch.device, world: World) -> None:
                            "use --optimizer adam (the default there)")
 
 
-def wrap(model: torch.nn.Module, device: torch.device, world: World) -> torch.nn.Module:
+def wrap(model: torch.nn.Module, device: torch.device, world: World, find_unused: bool = False) -> torch.nn.Module:
     """`model` under DistributedDataParallel in a distributed run (the weights are broadcast from rank 0, the
-    gradients averaged in backward); the model itself otherwise."""
+    gradients averaged in backward); the model itself otherwise. find_unused: some weights may get no gradient in
+    a step (an adaptive softmax's tail clusters), which DDP must then look for."""
     if not world.distributed:
         return model
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=ids)  # the networks hold no buffers to keep in sync
+    # the networks hold no buffers to keep in sync
+    return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused)
+
+
+def any_rank(flag: bool, world: World, device: torch.device) -> bool:
+    """Whether `flag` is set on any rank (every rank gets the same answer)."""
+    if not world.distributed:
+        return flag
+    t = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def gather_batch(tensor: torch.Tensor, world: World, dim: int) -> torch.Tensor:
+    """Every rank's `tensor` (this rank's rows of a batch) joined along `dim`, in rank order, on every rank."""
+    if not world.distributed:
+        return tensor
+    parts = [torch.empty_like(tensor) for _ in range(world.size)]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts, dim)

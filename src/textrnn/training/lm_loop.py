@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from ..errors import TextrnnError
 from ..models.language_model import RNNLanguageModel, detach_state
+from . import distributed
 from .config import PRECISIONS, resolve_device
 from .loop import DeferredInterrupt
 
@@ -129,6 +130,21 @@ class LMPosition:
     best_loss: float = math.inf
     stale: int = 0  # epochs since the best validation loss
     stopped_early: bool = False
+    processes: int = 1  # the data-parallel processes the stream's rows were cut for (batch_size x this rows)
+
+
+class WindowLoss(torch.nn.Module):
+    """A window's mean loss and the state it ends in, as one module's forward: what DistributedDataParallel
+    wraps, so that the softmax's weights take part in the step it averages."""
+
+    def __init__(self, model: RNNLanguageModel, precision: str):
+        super().__init__()
+        self.model, self.precision = model, precision
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, state: list | None) -> tuple[torch.Tensor, list]:
+        with _autocast(x.device, self.precision):  # the recurrence; the softmax runs in fp32
+            outputs, state = self.model(x, state)
+        return self.model.loss(outputs.float(), y), state
 
 
 class LMTensorBoard:
@@ -165,14 +181,24 @@ def _state_tensors(state: list | None) -> dict[str, torch.Tensor]:
     return out
 
 
-def _state_from(tensors: dict[str, torch.Tensor], layers: int, device: torch.device) -> list | None:
+def _state_from(tensors: dict[str, torch.Tensor], layers: int, device: torch.device,
+                rows: slice = slice(None)) -> list | None:
+    """The carried state a checkpoint holds, for the stream's `rows` (this rank's, in a distributed run)."""
     if not tensors:
         return None
     state = []
     for i in range(layers):
-        parts = [tensors[f"{i}.{j}"].to(device) for j in range(2) if f"{i}.{j}" in tensors]
+        parts = [tensors[f"{i}.{j}"][:, rows].to(device) for j in range(2) if f"{i}.{j}" in tensors]
         state.append(tuple(parts) if len(parts) == 2 else parts[0])
     return state
+
+
+def _gather_state(state: list | None, world) -> list | None:
+    """Every rank's carried state joined along the batch (rows of the stream), for a checkpoint."""
+    if state is None or not world.distributed:
+        return state
+    return [tuple(distributed.gather_batch(t, world, 1) for t in s) if isinstance(s, tuple)
+            else distributed.gather_batch(s, world, 1) for s in state]
 
 
 def fit_language_model(model: RNNLanguageModel, train: np.ndarray, validation: np.ndarray | None,
@@ -189,27 +215,42 @@ def fit_language_model(model: RNNLanguageModel, train: np.ndarray, validation: n
     """
     from .checkpoints import load_optimizer_state, optimizer_state
 
-    device = resolve_device(config.device)
+    world, device = distributed.setup(resolve_device(config.device))
     model.to(device)
-    rows = batchify(train, config.batch_size, config.bptt)
+    # a distributed run cuts the stream into batch_size rows per process; each trains on its own rows
+    rows = batchify(train, config.batch_size * world.size, config.bptt)
+    mine = slice(world.rank * config.batch_size, (world.rank + 1) * config.batch_size)
+    rows = rows[mine]
+    network = distributed.wrap(WindowLoss(model, config.precision), device, world,
+                               find_unused=model.config.softmax == "adaptive")
+    progress = progress and world.main
     val_rows = batchify(validation, min(config.batch_size, 10), config.bptt, "validation") \
         if validation is not None else None
     decay = [p for p in model.parameters() if p.ndim >= 2]  # matrices; biases are not decayed
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     rng = np.random.default_rng(config.seed)
-    p, history, best_state, carried = LMPosition(epoch_rng=rng.bit_generator.state), [], None, None
+    p = LMPosition(epoch_rng=rng.bit_generator.state, processes=world.size)
+    history, best_state, carried = [], None, None
     if resume is not None:
         saved = resume.state
         model.load_state_dict(resume.prefixed("model."))
         load_optimizer_state(optimizer, resume.prefixed("optimizer."), saved["optimizer"])
         torch.set_rng_state(resume.tensors["rng.torch"])
         p, history = LMPosition(**saved["position"]), saved["history"]
+        if p.processes != world.size and p.window > 0:
+            raise TextrnnError(f"the checkpoint {resume.path} stopped in the middle of an epoch cut for {p.processes} "
+                               f"process(es): resume it with {p.processes} (--nproc {p.processes}); a checkpoint "
+                               "written at the end of an epoch resumes on any number")
+        p.processes = world.size
         best_state = resume.prefixed("best.") or None
-        carried = _state_from(resume.prefixed("carried."), model.config.layers, device)
+        carried = _state_from(resume.prefixed("carried."), model.config.layers, device, mine)
         if progress:
             tqdm.write(f"resuming from {resume.path} (epoch {p.epoch}, after {p.window} windows)", file=sys.stderr)
 
     def save_checkpoint(state) -> None:
+        state = _gather_state(state, world)  # a collective: every rank takes part, rank 0 writes
+        if not world.main:
+            return
         tensors = {f"model.{k}": v.detach().cpu().clone() for k, v in model.state_dict().items()}
         opt_tensors, opt_meta = optimizer_state(optimizer)
         tensors.update({f"optimizer.{k}": v for k, v in opt_tensors.items()})
@@ -220,17 +261,19 @@ def fit_language_model(model: RNNLanguageModel, train: np.ndarray, validation: n
                                                    "history": history})
 
     every = checkpointer.every_steps if checkpointer is not None else None
-    with DeferredInterrupt() as interrupt:
+    with DeferredInterrupt(force_on_second=not world.distributed) as interrupt:
         while p.epoch <= config.epochs and not p.stopped_early:
             rng.bit_generator.state = p.epoch_rng  # the same plan again when an epoch is resumed
             plan = windows(rows.shape[1], config.bptt, rng if config.variable_bptt else None)
             next_epoch_rng = rng.bit_generator.state
             model.train()
             done = sum(w for _, w in plan[: p.window]) * rows.shape[0]
-            bar = tqdm(total=(rows.shape[1] - 1) * rows.shape[0], initial=done, unit="tok", unit_scale=True,
+            done *= world.size
+            bar = tqdm(total=(rows.shape[1] - 1) * rows.shape[0] * world.size, initial=done, unit="tok",
+                       unit_scale=True,
                        desc=f"epoch {p.epoch}/{config.epochs}", disable=not progress, dynamic_ncols=True,
                        mininterval=0.1 if sys.stderr.isatty() else 5.0)
-            started, state, tokens = time.perf_counter(), carried, 0
+            started, state, tokens, stop = time.perf_counter(), carried, 0, False
             carried = None
             for step in range(p.window, len(plan)):
                 start, width = plan[step]
@@ -240,9 +283,9 @@ def fit_language_model(model: RNNLanguageModel, train: np.ndarray, validation: n
                     group["lr"] = config.lr * width / config.bptt
                 if state is not None:
                     state = detach_state(state)
-                with _autocast(device, config.precision):  # the recurrence; the softmax runs in fp32
-                    outputs, state = model(x, state)
-                loss = model.loss(outputs.float(), y)
+                if world.distributed:  # dropout masks that a resumed run draws again on every rank
+                    torch.manual_seed(distributed.step_seed(config.seed, world.rank, p.global_step))
+                loss, state = network(x, y, state)  # every rank's rows are as many: DDP's mean is the batch's
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.clip_norm is not None:
@@ -253,32 +296,41 @@ def fit_language_model(model: RNNLanguageModel, train: np.ndarray, validation: n
                             w.mul_(1 - optimizer.param_groups[0]["lr"] * config.weight_decay)
                 optimizer.step()
                 p.window, p.global_step = step + 1, p.global_step + 1
-                for callback in callbacks:
+                for callback in callbacks if world.main else ():
                     callback.on_window_end(p, loss, optimizer.param_groups[0]["lr"])
                 if step % 20 == 0:  # one host sync every 20 windows, not every window
                     value = float(loss.detach())
                     bar.set_postfix(loss=f"{value:.3f}", ppl=f"{math.exp(min(value, 50)):.1f}")
-                tokens += y.numel()
-                bar.update(y.numel())
+                tokens += y.numel() * world.size
+                bar.update(y.numel() * world.size)
+                # every rank stops at the window where any rank was interrupted
+                stop = distributed.any_rank(interrupt.requested, world, device)
                 if checkpointer is not None and p.window < len(plan) and (
-                        interrupt.requested or (every and p.global_step % every == 0)):
+                        stop or (every and p.global_step % every == 0)):
                     save_checkpoint(state)
-                if interrupt.requested:
+                if stop:
+                    interrupt.requested = True
                     break
             bar.close()
-            if interrupt.requested and p.window < len(plan):
-                log.warning("interrupted: stopped epoch %d after %d of %d windows; the model is kept "
-                            "(continue with --resume)", p.epoch, p.window, len(plan))
+            if stop and p.window < len(plan):
+                if world.main:
+                    log.warning("interrupted: stopped epoch %d after %d of %d windows; the model is kept "
+                                "(continue with --resume)", p.epoch, p.window, len(plan))
                 break
             seconds = time.perf_counter() - started
             # the training perplexity, without dropout, on the stream's first 20 windows (all of it would cost
             # a third of an epoch)
-            train_loss = evaluate_lm_loss(model, rows[:, : min(rows.shape[1], 20 * config.bptt + 1)], config.bptt,
-                                          config.precision)
+            # (rank 0 alone, on its rows, and validation too; the others wait for its figures)
+            train_loss = val_loss = None
+            if world.main:
+                train_loss = evaluate_lm_loss(model, rows[:, : min(rows.shape[1], 20 * config.bptt + 1)],
+                                              config.bptt, config.precision)
+                if val_rows is not None:
+                    val_loss = evaluate_lm_loss(model, val_rows, config.bptt, config.precision)
+            train_loss, val_loss = distributed.broadcast_floats([train_loss, val_loss], world, device)
             result = {"epoch": p.epoch, "loss": train_loss, "perplexity": math.exp(train_loss), "tokens": tokens,
                       "seconds": seconds, "tokens_per_s": tokens / seconds if seconds else 0.0, "best": False}
             if val_rows is not None:
-                val_loss = evaluate_lm_loss(model, val_rows, config.bptt, config.precision)
                 result.update(val_loss=val_loss, val_perplexity=math.exp(val_loss))
                 if val_loss < p.best_loss:
                     p.best_loss, p.stale = val_loss, 0
@@ -289,7 +341,7 @@ def fit_language_model(model: RNNLanguageModel, train: np.ndarray, validation: n
                 else:
                     p.stale += 1
             history.append(result)
-            for callback in callbacks:
+            for callback in callbacks if world.main else ():
                 callback.on_epoch_end(p, result)
             if progress:
                 val = (f", validation perplexity {result['val_perplexity']:.2f}" if "val_perplexity" in result
@@ -300,9 +352,9 @@ def fit_language_model(model: RNNLanguageModel, train: np.ndarray, validation: n
             p.epoch, p.window, p.epoch_rng = p.epoch + 1, 0, next_epoch_rng
             if checkpointer is not None:
                 save_checkpoint(None)
-            if interrupt.requested:
+            if distributed.any_rank(interrupt.requested, world, device):
                 break
-    if checkpointer is not None and (p.epoch > config.epochs or p.stopped_early):
+    if checkpointer is not None and world.main and (p.epoch > config.epochs or p.stopped_early):
         checkpointer.prune(1)  # a finished run keeps its last checkpoint only
     if best_state is not None:
         model.load_state_dict(best_state)
