@@ -34,12 +34,32 @@ def _same_weights(a, b) -> bool:
 @pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
 def test_sigkill_at_a_random_step_then_resume_gives_the_same_weights(data_root, tmp_path, cell):
     """The default fast path (FastAdam, bucketed batches) for every cell."""
+    kill_and_resume(data_root, tmp_path, "--cell", cell)
+
+
+@pytest.mark.parametrize("flags", [
+    pytest.param(["--precision", "bf16"], id="bf16", marks=pytest.mark.slow),
+    pytest.param(["--optimizer", "adam"], id="adam", marks=pytest.mark.slow),
+    pytest.param(["--optimizer", "lazy-adam"], id="lazy-adam", marks=pytest.mark.slow),
+    pytest.param(["--batching", "shuffle"], id="shuffle", marks=pytest.mark.slow),
+    pytest.param(["--batching", "sequential"], id="sequential", marks=pytest.mark.slow),
+    pytest.param(["--lr-schedule", "plateau"], id="plateau", marks=pytest.mark.slow),
+    pytest.param(["--cell", "rnn", "--optimizer", "adam", "--batching", "sequential"], id="rnn-adam-sequential",
+                 marks=pytest.mark.slow),
+])
+def test_sigkill_and_resume_for_every_optimizer_batching_precision_and_schedule(data_root, tmp_path, flags):
+    """The rest of the settings the README promises bitwise resume for (slow: `pytest -m slow`)."""
+    kill_and_resume(data_root, tmp_path, *flags)
+
+
+def kill_and_resume(data_root, tmp_path, *flags):
+    """Train once whole; train again, SIGKILL it at a random step, resume: the same weights, bytes and history."""
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    subprocess.run(_train_cli(data_root, whole, "--cell", cell), check=True, capture_output=True)
+    subprocess.run(_train_cli(data_root, whole, *flags), check=True, capture_output=True)
 
     seed = random.randrange(1 << 30)
     target = random.Random(seed).randrange(20, 200)  # 3 epochs of 94 steps: kill well before the end
-    proc = subprocess.Popen(_train_cli(data_root, killed, "--cell", cell), stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(_train_cli(data_root, killed, *flags), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     checkpoints = killed / "checkpoints"
     deadline = time.monotonic() + 120

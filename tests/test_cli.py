@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from textrnn.cli import main
@@ -64,7 +65,14 @@ def test_predict_reads_a_file_and_stdin(trained_model, tmp_path, capsys, monkeyp
                             input="Rebels attack the capital as the president flees\n", capture_output=True,
                             text=True)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["label"] in {"World", "Sports", "Business", "Sci/Tech"}
+    from textrnn import TextClassifier
+
+    clf = TextClassifier.from_pretrained(trained_model)
+    expected = clf.predict_proba(["Rebels attack the capital as the president flees"])[0]
+    answer = json.loads(result.stdout)
+    assert answer["label"] == clf.classes_[int(np.argmax(expected))]
+    got = [answer["probabilities"][c] for c in clf.classes_]
+    assert np.allclose(got, expected, atol=1e-4)  # stdin read the same text as the Python API
 
 
 def test_summary_of_a_preset_and_of_a_model(trained_model, capsys):
@@ -111,7 +119,10 @@ def test_lesson_runs_all_four_experiments(data_root, tmp_path, capsys):
     assert record["train_rows"] == 400
     rows = {r["experiment"]: r for r in record["results"]}
     assert rows["lesson-bilstm"]["params_keras"] == 2_758_148
-    assert all(r["train_rows"] == 400 and 0 <= r["val_accuracy"] <= 1 for r in rows.values())
+    assert all(r["train_rows"] == 400 for r in rows.values())
+    # 400 rows and one epoch leave these models near chance (0.23-0.26 measured): the check is that the record
+    # holds the figures the table printed
+    assert all(f"{r['val_accuracy']:.4f}" in out for r in rows.values()), out
     assert (tmp_path / "lesson-lstm" / "model.safetensors").is_file()
 
 

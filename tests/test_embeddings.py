@@ -139,6 +139,6 @@ def test_cli_coverage_names_the_words_without_vectors(data_root):
                              "sst2", "--data-dir", str(data_root / "sst2"), "--missing", "3"],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "13,306 of 14,720 vocabulary words have vectors (90.4%), covering 98.4% of training tokens" in result.stdout
+    assert "13,306 of 14,722 vocabulary words have vectors (90.4%), covering 98.4% of training tokens" in result.stdout
     # the Keras standardization deletes hyphens, making words GloVe never saw
     assert "most frequent words without a vector: writerdirector, comingofage, oldfashioned" in result.stdout

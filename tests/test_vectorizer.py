@@ -79,3 +79,50 @@ def test_flat_truncation_matches_row_by_row(keep):
     expected = [truncate(r, 5, keep) for r in rows]
     got = [flat.ids[o : o + n] for o, n in zip(flat.offsets, flat.lengths)]
     assert [g.tolist() for g in got] == [e.tolist() for e in expected]
+
+
+def tensorflow_or_skip():
+    """Keras parity runs against TensorFlow itself: skipped where the `keras` extra is missing, except under CI
+    (.ci/run installs it), where it fails."""
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("keras") is None:
+        if os.environ.get("CI"):
+            pytest.fail("TensorFlow is missing under CI: .ci/run installs textrnn[keras]")
+        pytest.skip("TensorFlow is not installed (pip install -e '.[keras]')")
+
+
+@pytest.mark.parametrize("name, rows", [("sst2", 6920), ("imdb", 1500), ("ag_news", 6000)])
+def test_ids_equal_tensorflow_textvectorization_on_non_ascii_text(name, rows, data_root, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from textrnn import load_dataset
+
+    tensorflow_or_skip()
+    ds = load_dataset(name, data_root / ("ag_news_mini" if name == "ag_news" else name))
+    texts = ds.train.texts(ds.text)[:rows]
+    # what differs between Unicode and ASCII rules: spaces TensorFlow does not split on, capitals it keeps
+    probes = ["2\xa012 a\x85b c\u2028d e\u3000f Tab\tVT\x0bFF\x0cCR\rLF\nend", "Ünïcode ÀB Élan", "\x1c x \x1fy"]
+    special = [t for t in texts if any(c in t for c in "\xa0\x85\u2028\u3000") or any(ord(c) > 127 and c.isupper()
+                                                                                      for c in t)]
+    if name != "ag_news":
+        assert special, f"{name} was expected to hold non-ASCII spaces or capitals"
+    adapt = texts + probes
+    encode = texts[:500] + special[:500] + probes
+    task, out = tmp_path / "task.json", tmp_path / "keras.json"
+    task.write_text(json.dumps({"max_tokens": 5000, "adapt": adapt, "encode": encode}, ensure_ascii=False),
+                    encoding="utf-8")
+    script = Path(__file__).parent / "scripts" / "keras_vocabulary.py"
+    run = subprocess.run([sys.executable, str(script), str(task), str(out)], capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    keras = json.loads(out.read_text(encoding="utf-8"))
+
+    v = Vectorizer(5000).adapt(adapt)
+    assert v.vocabulary == keras["vocabulary"], next(
+        (i, a, b) for i, (a, b) in enumerate(zip(v.vocabulary, keras["vocabulary"])) if a != b)
+    assert [ids.tolist() for ids in v.encode(encode)] == keras["ids"]
+    assert v.encode_reference(encode) == keras["ids"]  # the tokenizer.json itself agrees too

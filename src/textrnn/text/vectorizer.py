@@ -6,10 +6,16 @@ padding ("[PAD]") and id 1 for out-of-vocabulary ("[UNK]"); `TOKENIZERS` names t
 
 Word level (`Vectorizer`) has the semantics of Keras's `TextVectorization`:
 
-Standardize (lowercase, strip ASCII punctuation), split on whitespace, map tokens to integers with
+Standardize (lowercase A-Z, strip ASCII punctuation), split on ASCII whitespace (space, \t, \n, \v, \f, \r),
+map tokens to integers with
 index 0 for padding and index 1 for out-of-vocabulary tokens. `max_tokens` counts both of those, and
 the rest of the vocabulary is the most frequent tokens of the texts it was adapted on, most frequent
 first, ties broken by the token in descending order (as Keras's `IndexLookup` does).
+
+"Lowercase" and "whitespace" are TensorFlow's: `tf.strings.lower` without an encoding lowercases ASCII letters
+only ("Ünïcode" stays so, "ÀB" becomes "Àb") and `tf.strings.split` splits on ASCII whitespace only (SST-2's
+"2\xa012" is one token); textrnn matches both, checked against TensorFlow itself where it is installed.
+Tokenizer files written before textrnn 0.3 lowercase and split the Unicode way, and still do (`unicode_rules`).
 
 The vectorizer is a Hugging Face `tokenizers` WordLevel tokenizer, saved as a standard `tokenizer.json` that
 the `tokenizers` library itself loads and that defines what the ids are. Batches are encoded with the same
@@ -41,20 +47,25 @@ DEFAULT_MAX_TOKENS = 20000
 
 # Keras's DEFAULT_STRIP_REGEX, character for character.
 KERAS_PUNCTUATION = r'[!"#$%&()\*\+,\-\./:;<=>?@\[\\\]^_`{|}~\']'
+# What TensorFlow's whitespace split splits on (ASCII only).
+ASCII_WHITESPACE = "[ \t\n\x0b\x0c\r]+"
 
 
 def _standardizer() -> normalizers.Normalizer:
-    return normalizers.Sequence([normalizers.Lowercase(), normalizers.Replace(Regex(KERAS_PUNCTUATION), "")])
+    ascii_lower = [normalizers.Replace(c, c.lower()) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"]
+    return normalizers.Sequence([*ascii_lower, normalizers.Replace(Regex(KERAS_PUNCTUATION), "")])
 
 
-def arrow_tokens(texts: Sequence[str]):
-    """Standardize and split `texts` with Arrow kernels: (all tokens as one Arrow array, tokens per text)."""
+def arrow_tokens(texts: Sequence[str], unicode_rules: bool = False):
+    """Standardize and split `texts` with Arrow kernels: (all tokens as one Arrow array, tokens per text).
+    unicode_rules: lowercase and split the Unicode way, as tokenizer files written before textrnn 0.3 say."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     text = pa.array(list(texts), type=pa.large_string())
-    text = pc.replace_substring_regex(pc.utf8_lower(text), KERAS_PUNCTUATION, "")
-    pieces = pc.utf8_split_whitespace(text)
+    text = pc.utf8_lower(text) if unicode_rules else pc.ascii_lower(text)
+    text = pc.replace_substring_regex(text, KERAS_PUNCTUATION, "")
+    pieces = pc.utf8_split_whitespace(text) if unicode_rules else pc.ascii_split_whitespace(text)
     tokens = pieces.flatten()
     # Arrow keeps an empty piece before leading and after trailing whitespace; whitespace splitting does not
     real = pc.not_equal(pc.utf8_length(tokens), 0)
@@ -78,6 +89,7 @@ class Vectorizer:
                                f"got {max_tokens}")
         self.max_tokens = max_tokens
         self._tokenizer: Tokenizer | None = None
+        self.unicode_rules = False  # True for tokenizer files that lowercase and split the Unicode way (before 0.3)
 
     kind = "word"
 
@@ -101,7 +113,7 @@ class Vectorizer:
         vocab.update({word: i + 2 for i, word in enumerate(words)})
         tokenizer = Tokenizer(WordLevel(vocab, unk_token=OOV_TOKEN))
         tokenizer.normalizer = _standardizer()
-        tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(ASCII_WHITESPACE), behavior="removed")
         self._tokenizer = tokenizer
         self._vocab_array = None
 
@@ -141,7 +153,7 @@ class Vectorizer:
             # ids are positions in this array; "[PAD]" and "[UNK]" can never come out of standardization
             by_id = sorted(self.tokenizer.get_vocab().items(), key=lambda kv: kv[1])
             self._vocab_array = pa.array([token for token, _ in by_id], type=pa.large_string())
-        tokens, lengths = arrow_tokens(texts)
+        tokens, lengths = arrow_tokens(texts, self.unicode_rules)
         ids = pc.fill_null(pc.index_in(tokens, value_set=self._vocab_array), OOV_ID)
         return ids.to_numpy(zero_copy_only=False).astype(np.int64), lengths
 
@@ -184,6 +196,8 @@ class Vectorizer:
                                f"id {OOV_ID}")
         vectorizer = cls(max_tokens=max_tokens or tokenizer.get_vocab_size())
         vectorizer._tokenizer = tokenizer
+        # the file says how it splits; the Arrow path must split the same way
+        vectorizer.unicode_rules = type(tokenizer.pre_tokenizer).__name__ == "WhitespaceSplit"
         return vectorizer
 
 
