@@ -167,7 +167,8 @@ class Loop:
     world: World = field(default_factory=World)
 
     def __post_init__(self):
-        self.network = self.network or self.model
+        if self.network is None:
+            self.network = self.model
 
     def running(self) -> dict[str, float]:
         """The epoch's running training loss and accuracy, and the current learning rate."""
