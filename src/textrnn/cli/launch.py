@@ -35,6 +35,19 @@ def without_nproc(argv: list[str]) -> list[str]:
     return out
 
 
+def relaunch(args, nproc: int | None, out, verb: str = "train") -> int | None:
+    """Where the command asks for several processes and this is not one of them: run it as `nproc` processes
+    under torchrun and return their exit status. None: carry on in this process."""
+    if (nproc or 1) <= 1 or in_launched_process():
+        return None
+    return launch(nproc, without_nproc(args.argv), str(out), args.debug, verb)
+
+
+def resumed_processes(args, checkpoint) -> int:
+    """How many processes `--resume` runs: --nproc, else as many as the checkpointed run had."""
+    return args.nproc or checkpoint.state["position"].get("processes", 1)
+
+
 def main_process() -> bool:
     """Whether this process reports and saves: the only one, or rank 0 of a distributed run."""
     from ..training.distributed import world_from_env

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import TextrnnError
 from .flags import add_data_flags, data_source
-from .launch import add_nproc_flag, in_launched_process, launch, main_process, without_nproc
+from .launch import add_nproc_flag, main_process, relaunch, resumed_processes
 
 DEFAULT_OUT = "textrnn-lm"
 DEFAULT_VAL_SPLIT = 0.05
@@ -119,9 +119,8 @@ def run_train(args: argparse.Namespace) -> int:
         checkpoint = Checkpointer(directory / CHECKPOINTS_DIR).latest()
         if checkpoint is None:
             raise TextrnnError(f"nothing to resume: no checkpoints in {directory / CHECKPOINTS_DIR}")
-        nproc = args.nproc or checkpoint.state["position"].get("processes", 1)  # the run's own, by default
-        if nproc > 1 and not in_launched_process():
-            return launch(nproc, without_nproc(args.argv), f"{directory}", args.debug, verb="lm train")
+        if (status := relaunch(args, resumed_processes(args, checkpoint), directory, "lm train")) is not None:
+            return status
         record = checkpoint.state["run"]
         data = record["metadata"].get("data")
         if data is None:
@@ -133,12 +132,12 @@ def run_train(args: argparse.Namespace) -> int:
         texts, validation = texts_of(data, record["metadata"]["val_split"], params["seed"])
         lm = LanguageModel(**params).fit(texts, validation, metadata=record["metadata"], resume=checkpoint)
         return _saved(lm, directory)
+    out = Path(args.out or DEFAULT_OUT)
+    if (status := relaunch(args, args.nproc, out, "lm train")) is not None:  # the processes read the texts
+        return status
     name, _, _, origin = corpus_texts(args, "train")
     val_split = args.val_split or DEFAULT_VAL_SPLIT
     texts, validation = texts_of(origin, val_split, args.seed)
-    out = Path(args.out or DEFAULT_OUT)
-    if (args.nproc or 1) > 1 and not in_launched_process():
-        return launch(args.nproc, without_nproc(args.argv), str(out), args.debug, verb="lm train")
     max_tokens = args.max_tokens or (200 if args.tokenizer == "char" else 20_000)
     lm = LanguageModel(cell=args.cell, embedding_dim=args.embedding_dim, hidden_size=args.hidden_size,
                        layers=args.layers, tie_weights=args.tie_weights,

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import TextrnnError
-from .launch import add_nproc_flag, in_launched_process, launch, main_process, without_nproc
+from .launch import add_nproc_flag, main_process, relaunch, resumed_processes
 from .flags import DATA_FLAGS, MODEL_FLAGS, TRAIN_FLAGS, add_data_flags, add_model_flags, classifier_params, data_source
 
 DEFAULT_OUT = "textrnn-model"
@@ -77,11 +77,11 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         return resume(args)
     out = Path(args.out or DEFAULT_OUT)
-    if (args.nproc or 1) > 1 and not in_launched_process():
-        if args.pretrain:
-            raise TextrnnError("--pretrain with --nproc: pretrain first (`textrnn lm train`), then train with "
-                               "--init-from and --nproc")
-        return launch(args.nproc, without_nproc(args.argv), resume_hint=str(out), debug=args.debug)
+    if args.pretrain and (args.nproc or 1) > 1:
+        raise TextrnnError("--pretrain with --nproc: pretrain first (`textrnn lm train`), then train with "
+                           "--init-from and --nproc")
+    if (status := relaunch(args, args.nproc, out)) is not None:
+        return status
     params, preset = classifier_params(args)
     source = data_source(args)
     dataset = source.load()
@@ -154,11 +154,8 @@ def resume(args: argparse.Namespace) -> int:
     checkpoint = Checkpointer(directory / CHECKPOINTS_DIR).latest()
     if checkpoint is None:
         raise TextrnnError(f"nothing to resume: no checkpoints in {directory / CHECKPOINTS_DIR}")
-    # as many processes as the run had, unless told otherwise (an epoch's end resumes on any number)
-    nproc = args.nproc or checkpoint.state["position"].get("processes", 1)
-    if nproc > 1 and not in_launched_process():
-        argv = without_nproc(args.argv)
-        return launch(nproc, argv, resume_hint=str(directory), debug=args.debug)
+    if (status := relaunch(args, resumed_processes(args, checkpoint), directory)) is not None:
+        return status
     record = checkpoint.state["run"]
     metadata = record["metadata"]
     if "source" not in metadata:

@@ -117,7 +117,7 @@ class Totals:
     def reduce(self, loss_sum: torch.Tensor, correct: torch.Tensor, rows: int, stop: bool) -> tuple[float, int, int,
                                                                                                      bool]:
         b = self.buffer
-        b[0], b[1], b[2], b[3] = loss_sum.detach(), correct, rows, float(stop)
+        b[0], b[1], b[2], b[3] = loss_sum, correct, rows, float(stop)
         dist.all_reduce(b)
         loss, correct, rows, stop = b.tolist()
         return loss, int(correct), int(rows), stop > 0
