@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from textrnn import TextClassifier, TextrnnError, load_dataset
-from textrnn.deploy.export import export_onnx
+from textrnn.deploy.export import export_onnx, trace_to_onnx
 from textrnn.deploy.runtime import OnnxClassifier
 from textrnn.lesson.presets import PRESETS
 
@@ -52,6 +52,40 @@ def test_onnxruntime_matches_pytorch_on_the_whole_test_file(name, ag_news_mini, 
     # a trained model, well above chance (0.25), so the comparison means something; measured 0.46-0.83
     accuracy = np.mean(clf.predict_proba(texts[:-2]).argmax(1) == np.asarray(ag_news_mini.test.labels))
     assert accuracy > 0.4, accuracy
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_every_cell_and_shape_is_one_recurrent_node_per_layer_with_pytorchs_output(cell, tmp_path):
+    """The gate order and lengths of ONNX's recurrent operators, for each cell, one or two directions and
+    layers, masked or not, last or concat pooling; rows of every length from 0 to the width in one batch."""
+    import onnx
+    import onnxruntime as ort
+
+    from textrnn.models.classifier import RNNClassifier
+    from textrnn.models.config import ModelConfig
+
+    torch.manual_seed(0)
+    op = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[cell]
+    for bidirectional in (False, True):
+        for layers in (1, 2):
+            for mask, pooling in ((True, "last"), (True, "concat"), (False, "last")):
+                config = ModelConfig(vocab_size=60, num_classes=3, cell=cell, bidirectional=bidirectional,
+                                     layers=layers, mask=mask, pooling=pooling, embedding_dim=6, hidden_size=8)
+                model = RNNClassifier(config).eval()
+                path = tmp_path / f"{bidirectional}-{layers}-{mask}-{pooling}.onnx"
+                trace_to_onnx(model, path)
+                ops = [node.op_type for node in onnx.load(path).graph.node]
+                assert ops.count(op) == layers and "GatherElements" not in ops, ops
+                session = ort.InferenceSession(str(path))
+                names = [i.name for i in session.get_inputs()]
+                lengths = torch.tensor([9, 0, 1, 4, 9, 2, 7, 3, 5, 6, 8])
+                tokens = torch.randint(2, 60, (11, 9))
+                tokens[torch.arange(9)[None, :] >= lengths[:, None]] = 0
+                with torch.no_grad():
+                    expected = torch.softmax(model(tokens, lengths), 1).numpy()
+                feed = {"tokens": tokens.numpy(), "lengths": lengths.numpy()}
+                got = session.run(None, {k: feed[k] for k in names})[0]
+                assert np.abs(got - expected).max() < 1e-5, (bidirectional, layers, mask, pooling)
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,9 @@
     config.json       labels, tokenizer settings (kind, max_len, truncate), opset, textrnn version, and the
                       SHA-256 of tokenizer.json; model.onnx carries the same in its metadata
 
-The graph is traced by PyTorch's TorchScript-based exporter, which maps nn.LSTM/GRU/RNN onto ONNX's fused
-LSTM/GRU/RNN operators with a dynamic sequence length.
+The graph is traced by PyTorch's TorchScript-based exporter from `graph.DeployedClassifier`: the classifier's
+embedding, pooling and head, and each recurrent layer as one ONNX LSTM/GRU/RNN node (both directions) that
+reads the texts' lengths.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ..errors import TextrnnError
 from ..pretrained import TOKENIZER_FILE, load_model_directory, make_shareable
 from ..training.checkpoints import sha256_file
 from ..version import __version__
+from .graph import DeployedClassifier
 
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
@@ -39,23 +41,23 @@ FORMAT = "textrnn-onnx/1"
 QUANTIZATIONS = ("int8",)
 
 
-class _Probabilities(torch.nn.Module):
-    """The classifier with a softmax on top: what a deployed model is asked for."""
-
-    def __init__(self, model: torch.nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.model(tokens, lengths), dim=-1)
-
-
 def _example_batch(vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     # rows of different lengths, one longer than the rest, so that the traced graph takes the masked path
     lengths = torch.tensor([5, 2, 4], dtype=torch.long)
     tokens = torch.randint(2, max(3, vocab_size), (3, 5), generator=torch.Generator().manual_seed(0))
     tokens[torch.arange(5)[None, :] >= lengths[:, None]] = 0
     return tokens, lengths
+
+
+def trace_to_onnx(model: torch.nn.Module, path: Path) -> None:
+    """Write `model` (an RNNClassifier) to `path` as an ONNX graph: tokens, lengths -> probabilities."""
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+        torch.onnx.export(DeployedClassifier(model).eval(), _example_batch(model.config.vocab_size), path,
+                          input_names=["tokens", "lengths"], output_names=["probabilities"],
+                          dynamic_axes={"tokens": {0: "batch", 1: "width"}, "lengths": {0: "batch"},
+                                        "probabilities": {0: "batch"}},
+                          opset_version=OPSET, dynamo=False)
 
 
 def export_onnx(model_dir: str | os.PathLike, out: str | os.PathLike, quantize: str | None = None) -> Path:
@@ -78,14 +80,7 @@ def export_onnx(model_dir: str | os.PathLike, out: str | os.PathLike, quantize: 
                                 "sha256": sha256_file(tmp / TOKENIZER_FILE)},
                   "architecture": loaded.model.architecture, "model": loaded.model.config.to_dict(),
                   "files": {"fp32": ONNX_FILE, **({"int8": INT8_FILE} if quantize else {})}}
-        module = _Probabilities(loaded.model).eval()
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
-            torch.onnx.export(module, _example_batch(loaded.model.config.vocab_size), tmp / ONNX_FILE,
-                              input_names=["tokens", "lengths"], output_names=["probabilities"],
-                              dynamic_axes={"tokens": {0: "batch", 1: "width"}, "lengths": {0: "batch"},
-                                            "probabilities": {0: "batch"}},
-                              opset_version=OPSET, dynamo=False)
+        trace_to_onnx(loaded.model, tmp / ONNX_FILE)
         graph = onnx.load(tmp / ONNX_FILE)
         metadata = {"textrnn_format": FORMAT, "textrnn_version": __version__, "opset": str(OPSET),
                     "labels": json.dumps(loaded.labels), "tokenizer": json.dumps(config["tokenizer"])}

@@ -3,12 +3,17 @@
 It reads the export's config.json, checks that model.onnx and tokenizer.json are the ones exported together
 (labels and the tokenizer's SHA-256 in the graph's metadata), and runs batches of length-sorted, padded token
 ids. The execution provider is chosen automatically: CUDA where onnxruntime has it, else the CPU.
+
+On the CPU the batches run side by side, one per core, each on one thread: a recurrent layer is a chain of
+small matrix products, one per step, too small to share between threads at every step (measured on 2 cores,
+default BiLSTM, int8: 41k texts/s as one batch per core against 29-35k with both threads on each batch).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
@@ -33,14 +38,25 @@ def find_export(path: str | os.PathLike) -> Path:
     raise TextrnnError(f"no ONNX export at {path}: run `textrnn export {path}` first")
 
 
+def available_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 class OnnxClassifier:
     """A classifier backed by onnxruntime; `predict`, `predict_proba` and `classes_` as TextClassifier's."""
 
-    def __init__(self, directory: str | os.PathLike, quantized: bool = False, batch_size: int = 256):
+    def __init__(self, directory: str | os.PathLike, quantized: bool = False, batch_size: int = 32,
+                 threads: int | None = None):
         import onnxruntime as ort
 
         self.directory = find_export(directory)
         self.batch_size = batch_size
+        self.threads = threads or available_cores()
+        self._pool = None  # the threads that run batches side by side, started by the first call that needs them
         config_path = self.directory / CONFIG_FILE
         try:
             self.config = json.loads(config_path.read_text())
@@ -62,6 +78,10 @@ class OnnxClassifier:
             # (a server, a test run) that spinning takes the cores the work needs
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+            if self.providers[0] == "CPUExecutionProvider":
+                options.intra_op_num_threads = options.inter_op_num_threads = 1  # one batch per core instead
+            else:
+                self.threads = 1  # a GPU takes the batches one after another
             self.session = ort.InferenceSession(str(graph), options, providers=self.providers)
         except Exception as exc:  # onnxruntime raises its own exception types for an unreadable model
             raise TextrnnError(f"cannot load {graph}: {' '.join(str(exc).split())[:300]}") from None
@@ -84,13 +104,22 @@ class OnnxClassifier:
         corpus = TokenizedCorpus.from_flat(*self.vectorizer.encode_flat(texts), self.max_len, self.truncate)
         out = np.empty((len(texts), len(self.classes_)), dtype=np.float32)
         order = np.argsort(corpus.lengths, kind="stable")  # batches of similar lengths carry little padding
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
+
+        def run(rows: np.ndarray) -> None:
             tokens, lengths = (t.numpy() for t in corpus.batch(rows))
             if tokens.shape[1] == 0:  # only empty texts: one column of padding, which the graph masks out
                 tokens = np.zeros((len(rows), 1), dtype=np.int64)
             feed = {"tokens": tokens, "lengths": lengths}
             out[rows] = self.session.run(None, {name: feed[name] for name in self.inputs})[0]
+
+        batches = [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
+        if len(batches) > 1 and self.threads > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="textrnn-onnx")
+            list(self._pool.map(run, batches))  # onnxruntime lets go of the GIL while it runs a batch
+        else:
+            for rows in batches:
+                run(rows)
         return out
 
     def predict(self, texts: Sequence[str]) -> list[str]:
