@@ -31,7 +31,9 @@ def _same_weights(a, b) -> bool:
     return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+# GRU by default; LSTM and SimpleRNN under -m slow (each ~13 s)
+@pytest.mark.parametrize("cell", ["gru", pytest.param("lstm", marks=pytest.mark.slow),
+                                  pytest.param("rnn", marks=pytest.mark.slow)])
 def test_sigkill_at_a_random_step_then_resume_gives_the_same_weights(data_root, tmp_path, cell):
     """The default fast path (FastAdam, bucketed batches) for every cell."""
     kill_and_resume(data_root, tmp_path, "--cell", cell)

@@ -14,11 +14,11 @@ def _determinism(*args):
 
 
 def test_the_fast_path_gives_one_outcome_in_every_process():
-    only = ["fast-adam/bucket/rnn", "fast-adam/bucket/lstm", "fast-adam/bucket/gru", "lazy-adam/shuffle/gru",
-            "adam/sequential/lstm"]
-    result = _determinism("--repeats", "4", "--rows", "400", *[a for n in only for a in ("--only", n)])
+    # the default path for each kind of cell, and the two other optimizers; the 28 of them under -m slow
+    only = ["fast-adam/bucket/rnn", "fast-adam/bucket/lstm", "lazy-adam/shuffle/gru", "adam/sequential/lstm"]
+    result = _determinism("--repeats", "3", "--rows", "400", *[a for n in only for a in ("--only", n)])
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "5 of 5 combinations gave one outcome in every run" in result.stdout
+    assert "4 of 4 combinations gave one outcome in every run" in result.stdout
 
 
 @pytest.mark.slow

@@ -237,6 +237,7 @@ def test_two_processes_train_the_language_model_of_one_with_all_the_rows(tmp_pat
         assert relative < 1e-5, f"{name}: {relative:.2e}"
 
 
+@pytest.mark.slow  # ~19 s; the classifier's Ctrl-C and the LM's exact two-process training run by default
 def test_lm_train_nproc_2_stopped_by_ctrl_c_resumes_on_both_ranks(data_root, tmp_path):
     from textrnn import load_dataset
 
