@@ -25,8 +25,8 @@ from .errors import TextrnnError
 from .models import ModelConfig, RNNClassifier, count_parameters, summary
 from .pretrained import TOKENIZER_FILE, load_model_directory, save_model_directory, versions
 from .text import DEFAULT_MAX_TOKENS, TOKENIZERS, load_vectorizer, make_vectorizer
-from .training import (Checkpointer, Checkpointing, EarlyStopping, EpochResult, GradualUnfreezing, ProgressBar,
-                       TensorBoard, TrainConfig, evaluate_loss_accuracy, fit, predict_logits)
+from .training import (Callback, Checkpointer, Checkpointing, EarlyStopping, EpochResult, GradualUnfreezing,
+                       ProgressBar, TensorBoard, TrainConfig, evaluate_loss_accuracy, fit, predict_logits)
 from .training.distributed import world_from_env
 
 log = logging.getLogger("textrnn")
@@ -252,6 +252,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         adapt_texts: Sequence[str] | None = None,
         metadata: dict | None = None,
         resume=False,
+        callbacks: Sequence[Callback] | None = None,
     ) -> "TextClassifier":
         """Learn the vocabulary (from `adapt_texts`, else the first `adapt_limit` training texts) and the weights.
 
@@ -261,6 +262,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             its newest intact checkpoint; or a `training.Checkpoint` already read). The data and the
             hyperparameters must be the run's own (its record says what they were), except `epochs`, which may
             grow to train a finished run further (not with the linear schedule, whose decay depends on it).
+        callbacks: more `training.Callback`s for this run (e.g. `textrnn.tuning`'s pruning), called after
+            textrnn's own (progress, TensorBoard, early stopping, checkpoints).
         """
         texts = check_texts(texts)
         if len(texts) != len(labels):
@@ -319,7 +322,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             model.embedding.weight.requires_grad_(False)
 
         validation = (self._corpus(vectorizer, val_texts), val_y) if val_texts is not None else None
-        callbacks = self._callbacks(checkpointer)
+        callbacks = self._callbacks(checkpointer) + list(callbacks or ())
         try:
             # the run draws dropout masks from torch's global RNG: seed it for this run and put it back after
             with torch.random.fork_rng(devices=[]):

@@ -14,10 +14,10 @@ from typing import Sequence
 from ..errors import TextrnnError
 from ..version import __version__
 from . import (compare, datasets, embeddings, evaluate, explain, export, generate, lesson, lm, predict, serve, summary,
-               train)
+               train, tune)
 
-VERBS = (train, evaluate, predict, explain, serve, export, lm, generate, summary, compare, embeddings, datasets,
-         lesson)
+VERBS = (train, tune, evaluate, predict, explain, serve, export, lm, generate, summary, compare, embeddings,
+         datasets, lesson)
 
 
 def build_parser() -> argparse.ArgumentParser:
