@@ -1,0 +1,180 @@
+"""The leaderboard: fastText at its best against textrnn's default recipe, side by side in one run.
+
+    python bench/leaderboard.py                                   # 4 datasets x 3 seeds (IMDB dominates)
+    python bench/leaderboard.py --datasets sst2 ag_news_mini --seeds 1
+    python bench/leaderboard.py --datasets sst2 --set pooling=concat --set dropout=0.3   # one change at a time
+
+Data (../shared/data): bbc-news (the package's corpus), ag_news_mini, sst2 and imdb. Choices are made on a
+validation split only: sst2's dev set, else a stratified 10 % of the training rows (seed 0); the test split is
+scored once per run and never chooses anything.
+
+* fastText (the PyPI bindings, `pip install -e '.[bench]'`), as its users run it at its best: text lowercased
+  with punctuation split off (the fastText tutorial's preprocessing), rows shuffled, one thread per core, dim
+  100, a grid over epochs 5/25/50, learning rate 0.1/0.5/1.0 and word n-grams 1/2, each fitted on the training
+  part and scored on the validation split; the best setting is then trained on the whole training file once per seed and scored on
+  the test file. The time is that final training's.
+* textrnn: `TextClassifier(**recipe)` (the default recipe unless --set changes it) fitted on the training part
+  with the validation split as its validation data, once per seed, scored on the test file. The time is fit's.
+
+Prints one row per dataset: mean ± sd of test accuracy over the seeds, training seconds, textrnn - fastText in
+points, and textrnn's validation accuracy (of the epoch it kept), which is what a change to the recipe is to be
+judged by; --json FILE keeps every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from itertools import product
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+DATASETS = ("bbc-news", "ag_news_mini", "sst2", "imdb")
+GRID = {"epoch": (5, 25, 50), "lr": (0.1, 0.5, 1.0), "wordNgrams": (1, 2)}
+THREADS = len(os.sched_getaffinity(0))  # fastText's default of 12 threads would crowd these cores
+
+
+def load(name: str):
+    """(train, validation, test) as (texts, labels) pairs, and the name of the validation split."""
+    from textrnn import load_dataset
+    from textrnn.data.files import stratified_split
+
+    ds = load_dataset("ag_news" if name == "ag_news_mini" else name, None if name == "bbc-news" else DATA / name)
+    train, validation, where = ds.train, ds.validation, "dev"
+    if validation is None:
+        train, validation = stratified_split(ds.train, 0.1, seed=0)
+        where = "10% of train"
+    pair = lambda split: (split.texts(ds.text), [str(y) for y in ds.labels_of(split)])  # noqa: E731
+    return pair(train), pair(validation), pair(ds.test), (ds.train.texts(ds.text),
+                                                          [str(y) for y in ds.labels_of(ds.train)]), where
+
+
+# -- fastText --------------------------------------------------------------------------------------------------
+def fasttext_text(text: str) -> str:
+    """The fastText tutorial's preprocessing: punctuation split off as tokens, lowercase, one line."""
+    return " ".join(re.sub(r"([.!?,'/()\":;])", r" \1 ", text.lower()).split())
+
+
+def fasttext_file(texts, labels, directory: str) -> str:
+    """A training file in fastText's format, rows shuffled (as its users `shuf` them: its SGD reads the file in
+    order, and some files come sorted by class)."""
+    import random
+
+    path = Path(directory) / f"train-{len(texts)}.txt"
+    rows = list(zip(texts, labels))
+    random.Random(0).shuffle(rows)
+    with open(path, "w") as f:
+        for text, label in rows:
+            f.write(f"__label__{label.replace(' ', '_')} {fasttext_text(text)}\n")
+    return str(path)
+
+
+def fasttext_accuracy(model, texts, labels) -> float:
+    predicted, _ = model.predict([fasttext_text(t) for t in texts])
+    return statistics.mean(p[0] == f"__label__{y.replace(' ', '_')}" for p, y in zip(predicted, labels))
+
+
+def run_fasttext(train, validation, test, full, seeds: int) -> dict:
+    import fasttext
+
+    with tempfile.TemporaryDirectory() as tmp:
+        part, whole = fasttext_file(*train, tmp), fasttext_file(*full, tmp)
+        scores = {}
+        for epoch, lr, ngrams in product(*GRID.values()):
+            model = fasttext.train_supervised(part, dim=100, epoch=epoch, lr=lr, wordNgrams=ngrams, verbose=0,
+                                              seed=0, thread=THREADS)
+            scores[(epoch, lr, ngrams)] = fasttext_accuracy(model, *validation)
+        epoch, lr, ngrams = max(scores, key=scores.get)
+        accuracies, seconds = [], []
+        for seed in range(seeds):
+            start = time.perf_counter()
+            model = fasttext.train_supervised(whole, dim=100, epoch=epoch, lr=lr, wordNgrams=ngrams, verbose=0,
+                                              seed=seed, thread=THREADS)
+            seconds.append(time.perf_counter() - start)
+            accuracies.append(fasttext_accuracy(model, *test))
+    return {"setting": {"epoch": epoch, "lr": lr, "wordNgrams": ngrams}, "val_accuracy": scores[(epoch, lr, ngrams)],
+            "accuracies": accuracies, "seconds": seconds}
+
+
+# -- textrnn ---------------------------------------------------------------------------------------------------
+def run_textrnn(train, validation, test, recipe: dict, seeds: int) -> dict:
+    from textrnn import TextClassifier
+
+    accuracies, val_accuracies, seconds, epochs = [], [], [], []
+    for seed in range(seeds):
+        clf = TextClassifier(**{**recipe, "seed": seed}, progress=False)
+        start = time.perf_counter()
+        clf.fit(*train, validation_data=validation)
+        seconds.append(time.perf_counter() - start)
+        accuracies.append(clf.score(*test))
+        kept = next((h for h in clf.history_ if h.best), clf.history_[-1])
+        epochs.append(kept.epoch)
+        val_accuracies.append(kept.val_accuracy)
+    return {"accuracies": accuracies, "val_accuracies": val_accuracies, "seconds": seconds, "kept_epochs": epochs}
+
+
+def parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text  # a bare word: a string setting
+
+
+def mean_sd(values) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.4f} ± {sd:.4f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="change one TextClassifier setting of the recipe (JSON values: 0.3, true, null)")
+    parser.add_argument("--no-fasttext", action="store_true", help="textrnn only (fastText's figures from "
+                        "an earlier --json run are not read back)")
+    parser.add_argument("--json", help="also write every figure here")
+    args = parser.parse_args()
+    recipe = dict(item.split("=", 1) for item in args.set)
+    recipe = {k: parse_value(v) for k, v in recipe.items()}
+    print(f"textrnn recipe: the defaults{' with ' + json.dumps(recipe) if recipe else ''}; {args.seeds} seed(s)")
+    results = []
+    for name in args.datasets:
+        train, validation, test, full, where = load(name)
+        row = {"dataset": name, "validation": where, "train": len(train[0]), "test": len(test[0])}
+        if not args.no_fasttext:
+            row["fasttext"] = run_fasttext(train, validation, test, full, args.seeds)
+        row["textrnn"] = run_textrnn(train, validation, test, recipe, args.seeds)
+        results.append(row)
+        ft, tr = row.get("fasttext"), row["textrnn"]
+        line = f"{name:<13} textrnn {mean_sd(tr['accuracies'])} (validation {mean_sd(tr['val_accuracies'])}, " \
+               f"{statistics.mean(tr['seconds']):.1f} s, epochs kept {tr['kept_epochs']})"
+        if ft:
+            diff = 100 * (statistics.mean(tr["accuracies"]) - statistics.mean(ft["accuracies"]))
+            line += f"   fastText {mean_sd(ft['accuracies'])} ({statistics.mean(ft['seconds']):.1f} s, " \
+                    f"{ft['setting']})   {diff:+.2f} points"
+        print(line, flush=True)
+    print("\n| dataset | validation | fastText at its best (s) | textrnn (s) | textrnn - fastText "
+          "| textrnn validation |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for row in results:
+        ft, tr = row.get("fasttext"), row["textrnn"]
+        ft_text = f"{mean_sd(ft['accuracies'])} ({statistics.mean(ft['seconds']):.1f})" if ft else "-"
+        diff = (f"{100 * (statistics.mean(tr['accuracies']) - statistics.mean(ft['accuracies'])):+.2f} points"
+                if ft else "-")
+        print(f"| {row['dataset']} | {row['validation']} | {ft_text} | {mean_sd(tr['accuracies'])} "
+              f"({statistics.mean(tr['seconds']):.1f}) | {diff} | {mean_sd(tr['val_accuracies'])} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"recipe": recipe, "seeds": args.seeds, "results": results},
+                                              indent=2, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
