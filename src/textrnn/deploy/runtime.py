@@ -56,7 +56,6 @@ class OnnxClassifier:
         self.directory = find_export(directory)
         self.batch_size = batch_size
         self.threads = threads or available_cores()
-        self._pool = None  # the threads that run batches side by side, started by the first call that needs them
         config_path = self.directory / CONFIG_FILE
         try:
             self.config = json.loads(config_path.read_text())
@@ -85,6 +84,8 @@ class OnnxClassifier:
             self.session = ort.InferenceSession(str(graph), options, providers=self.providers)
         except Exception as exc:  # onnxruntime raises its own exception types for an unreadable model
             raise TextrnnError(f"cannot load {graph}: {' '.join(str(exc).split())[:300]}") from None
+        # the threads that run batches side by side (a ThreadPoolExecutor starts them at its first batches)
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="textrnn-onnx") if self.threads > 1 else None
         # an unmasked model never reads the lengths, and its graph has no such input
         self.inputs = [i.name for i in self.session.get_inputs()]
         meta = self.session.get_modelmeta().custom_metadata_map
@@ -113,9 +114,7 @@ class OnnxClassifier:
             out[rows] = self.session.run(None, {name: feed[name] for name in self.inputs})[0]
 
         batches = [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
-        if len(batches) > 1 and self.threads > 1:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="textrnn-onnx")
+        if len(batches) > 1 and self._pool is not None:
             list(self._pool.map(run, batches))  # onnxruntime lets go of the GIL while it runs a batch
         else:
             for rows in batches:
