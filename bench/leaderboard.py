@@ -11,8 +11,8 @@ scored once per run and never chooses anything.
 * fastText (the PyPI bindings, `pip install -e '.[bench]'`), as its users run it at its best: text lowercased
   with punctuation split off (the fastText tutorial's preprocessing), rows shuffled, one thread per core, dim
   100, a grid over epochs 5/25/50, learning rate 0.1/0.5/1.0 and word n-grams 1/2, each fitted on the training
-  part and scored on the validation split; the best setting is then trained on the whole training file once per seed and scored on
-  the test file. The time is that final training's.
+  part and scored on the validation split; the best setting is then trained on the whole training file once
+  per seed and scored on the test file. The time is that final training's.
 * textrnn: `TextClassifier(**recipe)` (the default recipe unless --set changes it) fitted on the training part
   with the validation split as its validation data, once per seed, scored on the test file. The time is fit's.
 
@@ -106,6 +106,7 @@ def run_fasttext(train, validation, test, full, seeds: int) -> dict:
 # -- textrnn ---------------------------------------------------------------------------------------------------
 def run_textrnn(train, validation, test, recipe: dict, seeds: int) -> dict:
     from textrnn import TextClassifier
+    from textrnn.training import kept_epoch
 
     accuracies, val_accuracies, seconds, epochs = [], [], [], []
     for seed in range(seeds):
@@ -114,7 +115,7 @@ def run_textrnn(train, validation, test, recipe: dict, seeds: int) -> dict:
         clf.fit(*train, validation_data=validation)
         seconds.append(time.perf_counter() - start)
         accuracies.append(clf.score(*test))
-        kept = next((h for h in clf.history_ if h.best), clf.history_[-1])
+        kept = kept_epoch(clf.history_)
         epochs.append(kept.epoch)
         val_accuracies.append(kept.val_accuracy)
     return {"accuracies": accuracies, "val_accuracies": val_accuracies, "seconds": seconds, "kept_epochs": epochs}

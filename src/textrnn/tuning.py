@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 from .errors import TextrnnError
 from .estimator import TextClassifier
-from .training import Callback
+from .training import Callback, kept_epoch
 
 STUDY_FILE = "study.db"
 TRIALS_FILE = "trials.csv"
@@ -175,11 +175,13 @@ def tune(
     pruner=None,
     progress: bool = True,
     on_trial: Callable[[Any], None] | None = None,
+    study=None,
 ):
     """Run trials until the study holds `trials` finished ones (or `timeout` seconds pass); the study.
 
     params: TextClassifier parameters every trial shares (epochs, seed, tokenizer, ...), under the space's.
     on_trial: called with each finished trial (the CLI prints a line).
+    study: a study `open_study` gave, instead of opening `study_name` in `storage` (and `pruner`, the seed).
     A Ctrl-C during a trial ends that trial as failed (it is not counted) and raises KeyboardInterrupt.
     """
     from optuna.study import MaxTrialsCallback
@@ -187,7 +189,7 @@ def tune(
 
     space = space or SearchSpace()
     params = dict(params or {})
-    study = open_study(storage, study_name, seed=int(params.get("seed", 0)), pruner=pruner)
+    study = study or open_study(storage, study_name, seed=int(params.get("seed", 0)), pruner=pruner)
     study.set_user_attr("space", space.spec)  # what this study searched, for whoever reads the database
 
     def objective(trial) -> float:
@@ -197,10 +199,10 @@ def tune(
         started = time.perf_counter()
         clf = TextClassifier(**settings, early_stopping=patience, monitor="val_accuracy", progress=progress)
         clf.fit(texts, labels, validation_data=validation_data, classes=classes, callbacks=[report],
-                metadata={"study": study_name, "trial": trial.number})
+                metadata={"study": study.study_name, "trial": trial.number})
         if clf.history_[-1].interrupted:
             raise KeyboardInterrupt  # a trial cut short says nothing about its settings
-        kept = next((h for h in clf.history_ if h.best), clf.history_[-1])
+        kept = kept_epoch(clf.history_)
         trial.set_user_attr("epoch", kept.epoch)
         trial.set_user_attr("epochs_run", len(clf.history_))
         trial.set_user_attr("seconds", round(time.perf_counter() - started, 2))

@@ -173,6 +173,7 @@ def resume(args: argparse.Namespace) -> int:
 
 
 def _train(clf, dataset, text: str | None, metadata: dict, out: Path, adapt=None, checkpoint=None) -> int:
+    from ..training import kept_epoch
     from ..training.distributed import world_from_env
 
     val, world = dataset.val, world_from_env()
@@ -187,7 +188,7 @@ def _train(clf, dataset, text: str | None, metadata: dict, out: Path, adapt=None
         return 0  # rank 0 writes the model directory
     out = clf.save_pretrained(out)
     last = clf.history_[-1]
-    kept = next((h for h in clf.history_ if h.best), last)  # early stopping keeps its best epoch's weights
+    kept = kept_epoch(clf.history_)  # early stopping keeps its best epoch's weights
     print(f"saved {out} (validation accuracy {kept.val_accuracy:.4f}"
           f"{f', the weights of epoch {kept.epoch}' if kept is not last else ''}"
           f"{', training interrupted' if last.interrupted else ''})")

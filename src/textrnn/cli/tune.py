@@ -39,6 +39,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from .. import tuning
     from ..data.files import stratified_split
+    from ..training import kept_epoch
 
     if args.trials < 1 or args.epochs < 1 or args.patience < 1:
         raise TextrnnError("--trials, --epochs and --patience must be at least 1")
@@ -72,9 +73,8 @@ def run(args: argparse.Namespace) -> int:
               flush=True)
 
     try:
-        study = tuning.tune(**data, space=space, trials=args.trials, storage=storage, study_name=args.study,
-                            params=params, patience=args.patience, timeout=args.timeout,
-                            progress=not args.quiet, on_trial=on_trial)
+        tuning.tune(**data, space=space, trials=args.trials, params=params, patience=args.patience,
+                    timeout=args.timeout, progress=not args.quiet, on_trial=on_trial, study=study)
     except KeyboardInterrupt:
         print(f"tuning stopped: {tuning.finished(study)} finished trial(s) are kept in {storage}; run the same "
               f"command to continue", file=sys.stderr)
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_retrain:
         clf = tuning.retrain_best(study, **data, params=params, patience=args.patience, progress=not args.quiet)
         saved = clf.save_pretrained(out / tuning.BEST_MODEL)
-        kept = next((h for h in clf.history_ if h.best), clf.history_[-1])
+        kept = kept_epoch(clf.history_)
         print(f"saved {saved} (the best trial retrained: validation accuracy {kept.val_accuracy:.4f})")
     return 0
 

@@ -42,7 +42,7 @@ QUANTIZATIONS = ("int8",)
 
 
 def _example_batch(vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    # rows of different lengths, one longer than the rest, so that the traced graph takes the masked path
+    # rows of different lengths padded at the end, as the runtime feeds them (the trace's only shapes)
     lengths = torch.tensor([5, 2, 4], dtype=torch.long)
     tokens = torch.randint(2, max(3, vocab_size), (3, 5), generator=torch.Generator().manual_seed(0))
     tokens[torch.arange(5)[None, :] >= lengths[:, None]] = 0

@@ -110,6 +110,11 @@ class EpochResult:
         return cls(**{k: v for k, v in record.items() if k != "samples_per_s"})
 
 
+def kept_epoch(history: list[EpochResult]) -> EpochResult:
+    """The epoch whose weights a run kept: the best one where early stopping restored it, else the last."""
+    return next((h for h in history if h.best), history[-1])
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
