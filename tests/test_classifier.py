@@ -129,7 +129,7 @@ def test_early_stopping_keeps_the_best_epoch(data_root):
 def test_linear_schedule_warms_up_and_decays(ag_news_mini):
     train = ag_news_mini.train.take(640)
     clf = TextClassifier(embedding_dim=8, hidden_size=4, max_tokens=500, epochs=2, batch_size=64, lr=0.01,
-                         lr_schedule="linear", warmup=0.25, progress=False)
+                         lr_schedule="linear", warmup=0.25, early_stopping=None, progress=False)
     clf.fit(train.texts("title"), train.labels, classes=ag_news_mini.classes)
     # 20 steps: 5 of warm-up to 0.01, then linear decay; after epoch 1 (step 10) the rate is 0.01 * 10/15
     assert clf.history_[0].lr == pytest.approx(0.01 * 10 / 15)

@@ -194,12 +194,12 @@ def test_compare_prints_runs_side_by_side(trained_model, data_root, tmp_path, ca
     assert code == 2 and "no model directory at" in err
 
 
-def test_max_len_zero_is_a_one_line_error(data_root):
+def test_a_negative_max_len_is_a_one_line_error(data_root):  # 0 keeps whole texts (the default cuts at 400)
     result = subprocess.run([sys.executable, "-m", "textrnn", "train", "--data-dir", str(data_root / "ag_news_mini"),
-                             "--limit", "200", "--max-len", "0", "--no-checkpoints", "--out", "/nonexistent/x"],
+                             "--limit", "200", "--max-len", "-1", "--no-checkpoints", "--out", "/nonexistent/x"],
                             capture_output=True, text=True)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == "textrnn: error: max_len must be at least 1 token, got 0"
+    assert result.stderr.strip().splitlines()[-1] == "textrnn: error: max_len must be at least 1 token, got -1"
     assert "Traceback" not in result.stderr
 
 

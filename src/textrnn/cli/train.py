@@ -13,6 +13,7 @@ from .flags import DATA_FLAGS, MODEL_FLAGS, TRAIN_FLAGS, add_data_flags, add_mod
 
 DEFAULT_OUT = "textrnn-model"
 DEFAULT_CHECKPOINT_EVERY = 1000
+DEFAULT_VAL_SPLIT = 0.1
 TENSORBOARD_DIR = "tensorboard"
 
 
@@ -21,9 +22,9 @@ def add_parser(sub) -> None:
     add_model_flags(p)
     add_data_flags(p)
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=int)
+    g.add_argument("--epochs", type=int, help="at most this many epochs (default 8, presets 1)")
     g.add_argument("--batch-size", type=int)
-    g.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
+    g.add_argument("--lr", type=float, help="Adam learning rate (default 3e-3, presets 1e-3)")
     g.add_argument("--seed", type=int)
     g.add_argument("--batching", choices=["bucket", "shuffle", "sequential"],
                    help="bucket: length-sorted batches without padding (default); shuffle: random order, padded; "
@@ -34,20 +35,24 @@ def add_parser(sub) -> None:
     g.add_argument("--clip-norm", type=float, help="clip the gradient to this norm (default 5; presets: none)")
     g.add_argument("--weight-decay", type=float, help="decoupled weight decay, as AdamW (default 0)")
     g.add_argument("--lr-schedule", choices=["constant", "linear", "plateau", "slanted"],
-                   help="constant (default); linear: warm-up then decay to 0; plateau: halve when validation stalls; "
+                   help="linear (default; presets: constant): warm-up then decay to 0; constant; plateau: halve when "
+                        "validation stalls; "
                         "slanted: ULMFiT's slanted triangular rates (up over --warmup, 0.1, then down)")
     g.add_argument("--discriminative-lr", type=float, metavar="FACTOR", help="each layer below the head learns "
                    "FACTOR times slower than the one above (ULMFiT: 2.6; the default with --init-from)")
     g.add_argument("--gradual-unfreezing", action=argparse.BooleanOptionalAction, default=None,
                    help="train the head alone in epoch 1, then one more layer each epoch (default with --init-from)")
-    g.add_argument("--warmup", type=float, help="with --lr-schedule linear: fraction of steps spent warming up")
+    g.add_argument("--warmup", type=float, help="with --lr-schedule linear: fraction of steps spent warming up "
+                   "(default 0.1)")
     g.add_argument("--early-stopping", type=int, metavar="PATIENCE",
-                   help="stop after PATIENCE epochs without improvement and keep the best epoch's weights")
+                   help="stop after PATIENCE epochs without improvement and keep the best epoch's weights "
+                        "(default 2; 0: train every epoch)")
     g.add_argument("--monitor", choices=["val_accuracy", "val_loss"], help="what early stopping and plateau watch")
     g.add_argument("--precision", choices=["fp32", "bf16"],
                    help="bf16: train under bfloat16 autocast (AMX CPUs, GPUs); default fp32")
     g.add_argument("--adapt-limit", type=int, help="build the vocabulary from the first N training texts")
-    g.add_argument("--max-len", type=int, help="keep at most N tokens of each text (long documents)")
+    g.add_argument("--max-len", type=int, help="keep at most N tokens of each text (default 400; 0 and presets: "
+                   "whole texts)")
     g.add_argument("--truncate", choices=["head", "tail", "both"],
                    help="with --max-len: keep the first tokens (default), the last, or half from each end")
     g.add_argument("--device", help="auto (default), cpu or cuda")
@@ -83,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     if (status := relaunch(args, args.nproc, out)) is not None:
         return status
     params, preset = classifier_params(args)
+    if args.val_split is None and not preset:  # early stopping chooses the epoch: never on the test split
+        args.val_split = DEFAULT_VAL_SPLIT
     source = data_source(args)
     dataset = source.load()
     text = args.text or (preset.text_mode if preset and dataset.name == "ag_news" else dataset.text)
@@ -179,8 +186,9 @@ def _train(clf, dataset, text: str | None, metadata: dict, out: Path, adapt=None
     val, world = dataset.val, world_from_env()
     if world.main:
         processes = f" in {world.size} processes" if world.distributed else ""
+        held = next((f" ({note})" for note in dataset.notes if note.startswith("held out")), "")
         print(f"{'resuming' if checkpoint else 'training'} on {len(dataset.train):,} rows of {dataset.name} "
-              f"({text or 'all text columns'}){processes}, validating on {len(val):,}", file=sys.stderr)
+              f"({text or 'all text columns'}){processes}, validating on {len(val):,}{held}", file=sys.stderr)
     clf.fit(dataset.train.texts(text), dataset.labels_of(dataset.train), classes=dataset.classes,
             adapt_texts=adapt, validation_data=(val.texts(text), dataset.labels_of(val)), metadata=metadata,
             resume=checkpoint or False)
@@ -192,7 +200,7 @@ def _train(clf, dataset, text: str | None, metadata: dict, out: Path, adapt=None
     print(f"saved {out} (validation accuracy {kept.val_accuracy:.4f}"
           f"{f', the weights of epoch {kept.epoch}' if kept is not last else ''}"
           f"{', training interrupted' if last.interrupted else ''})")
-    if getattr(clf, "embedding_coverage_", None):
+    if getattr(clf, "embedding_coverage_", None) and not clf.progress:  # else fit has printed it
         from ..text.embeddings import format_coverage
 
         print(f"pretrained vectors {format_coverage(clf.embedding_coverage_)}")

