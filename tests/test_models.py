@@ -122,3 +122,27 @@ def test_weight_shapes_are_known_without_building_the_network(cell, bidirectiona
     config = ModelConfig(60, 5, cell, 12, 10, layers, bidirectional, 0.0, mask=True, pooling=pooling)
     built = {k: tuple(v.shape) for k, v in RNNClassifier(config).state_dict().items()}
     assert RNNClassifier.weight_shapes(config) == built
+
+
+@pytest.mark.parametrize("steps", [1, 2, 37])
+def test_simple_rnn_gives_nn_rnns_outputs_and_gradients(steps):
+    # the hand-written backward pass against nn.RNN's autograd, in float64 so that a wrong term cannot hide
+    # in rounding; two stacked layers, so the gradient reaching the first layer's outputs is checked too
+    from textrnn.models.simple_rnn import SimpleRNN
+
+    torch.manual_seed(0)
+    ours = SimpleRNN(10, 6, num_layers=2).double()
+    theirs = torch.nn.RNN(10, 6, num_layers=2, nonlinearity="tanh", batch_first=True).double()
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(5, steps, 10, dtype=torch.float64)
+    results = []
+    for rnn in (ours, theirs):
+        inputs = x.clone().requires_grad_()
+        out, final = rnn(inputs)
+        (out.sin().sum() + final.cos().sum()).backward()  # every step's output and the final state get gradient
+        results.append((out, final, inputs.grad, [p.grad for p in rnn.parameters()]))
+    (out_a, final_a, grad_a, params_a), (out_b, final_b, grad_b, params_b) = results
+    assert torch.allclose(out_a, out_b, atol=1e-12) and torch.allclose(final_a, final_b, atol=1e-12)
+    assert torch.allclose(grad_a, grad_b, atol=1e-12)
+    for name, a, b in zip([n for n, _ in ours.named_parameters()], params_a, params_b):
+        assert torch.allclose(a, b, atol=1e-12), name

