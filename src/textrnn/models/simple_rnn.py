@@ -6,7 +6,7 @@ same thing as `nn.RNN(nonlinearity="tanh", batch_first=True)` with one autograd 
 
     forward   xw = x W_ih^T + b_ih + b_hh              (one matmul for all steps)
               h_t = tanh(xw_t + h_{t-1} W_hh^T)         (two ops per step, no autograd)
-    backward  a_t = (g_t + d_t) * (1 - h_t^2),  d_{t-1} = a_t W_hh   (two ops per step)
+    backward  a_t = (g_t + d_t) * (1 - h_t^2),  d_{t-1} = a_t W_hh   (two ops per step, 1 - h^2 once)
               dW_hh = sum_t a_t^T h_{t-1},  dW_ih = sum_t a_t^T x_t,  db = sum_t a_t   (three matmuls/sums)
 
 It subclasses `nn.RNN`, so parameters, state dicts and the CUDA path (cuDNN) are nn.RNN's own.
@@ -40,11 +40,14 @@ class _SimpleRNNLayer(torch.autograd.Function):
         x, weight_ih, weight_hh, out = ctx.saved_tensors
         steps, batch, hidden = out.shape
         grads = grad_out.transpose(0, 1).unbind(0)
+        # tanh' = 1 - h^2 for every step at once; a plain mul per step then costs a quarter of what a call
+        # through torch.ops (aten.tanh_backward) does
+        slopes = torch.addcmul(torch.ones_like(out), out, out, value=-1.0).unbind(0)
         pre = torch.empty_like(out)  # gradient at each step's pre-activation
-        pres, outs = pre.unbind(0), out.unbind(0)
+        pres = pre.unbind(0)
         incoming = grads[steps - 1]  # the gradient reaching h_t: from the output and from step t + 1
         for t in range(steps - 1, -1, -1):
-            torch.ops.aten.tanh_backward(incoming, outs[t], grad_input=pres[t])
+            torch.mul(incoming, slopes[t], out=pres[t])
             if t:
                 incoming = torch.addmm(grads[t - 1], pres[t], weight_hh)
         # h_{t-1} W_hh^T fed step t for t >= 1 (h_0 = 0 fed nothing)

@@ -10,7 +10,10 @@ hundred rows, and it pays a per-tensor cost for each of the small RNN weights. `
   a batch has a zero gradient, so dense Adam would only decay its moments (m <- b1 m, v <- b2 v) and keep
   moving it by the decaying momentum. Those skipped moves are deterministic, so they are applied later, in
   one go, just before the row is read again (a forward pre-hook on the embedding) or when training ends
-  (`flush`). The result follows dense Adam closely: the skipped moves are summed over at most
+  (`flush`). Their sums are kept up to date as training goes (one vectorised add a step, for the rows last
+  updated at each recent step), so catching a row up reads one number rather than summing its missed steps,
+  and a batch's rows are caught up, and later updated, by a few index operations on a table that holds both
+  moments side by side. The result follows dense Adam closely: the skipped moves are summed over at most
   `catch_up_horizon` steps, by which time the momentum has decayed below 1e-6 of its size, and epsilon enters
   once per catch-up instead of once per step, which matters only for rows whose gradients are near epsilon.
   `catch_up=False` gives plain lazy Adam (`torch.optim.SparseAdam`, TensorFlow's LazyAdam) instead.
@@ -62,18 +65,51 @@ class FastAdam(torch.optim.Optimizer):
         self._flatten()
         self._hook = None
         if table is not None:
-            self.state[table] = {"exp_avg": torch.zeros_like(table), "exp_avg_sq": torch.zeros_like(table),
+            # Both moments of a row side by side, (rows, 2, dim): reading or writing a set of rows is one index op
+            self._moments = torch.zeros(table.shape[0], 2, table.shape[1], dtype=table.dtype, device=table.device)
+            self._row_step = torch.zeros(table.shape[0], dtype=torch.long, device=table.device)
+            self.state[table] = {"exp_avg": self._moments[:, 0], "exp_avg_sq": self._moments[:, 1],
                                  # the last step each row's moments and weights were brought up to date
-                                 "row_step": torch.zeros(table.shape[0], dtype=torch.long, device=table.device)}
-            # step sizes lr * sqrt(1 - b2^t) / (1 - b1^t) of every step so far, for the catch-up sums
-            self._step_sizes = torch.zeros(1024 + self.catch_up_horizon, dtype=torch.float64, device=table.device)
-            # log of the weight-decay factor (1 - lr * wd) summed over steps 1..t, for decay over any gap
-            self._log_keep = torch.zeros_like(self._step_sizes)
+                                 "row_step": self._row_step}
             beta1, beta2 = betas
-            self._offsets = torch.arange(1, self.catch_up_horizon + 1, device=table.device)
-            self._decay = (beta1 / math.sqrt(beta2)) ** self._offsets.double()  # momentum left after k steps
+            self._betas = torch.tensor(betas, dtype=torch.float64, device=table.device)
+            # (b1 / sqrt(b2)) ** k for k = horizon .. 1: the momentum a move k steps after a row's last update has
+            self._momentum_left = (beta1 / math.sqrt(beta2)) ** torch.arange(
+                self.catch_up_horizon, 0, -1, dtype=torch.float64, device=table.device)
+            # Tables indexed by step t: the step size lr * sqrt(1 - b2^t) / (1 - b1^t); the log of the weight-decay
+            # factor (1 - lr * wd) summed over steps 1..t; minus the catch-up sum of a row last updated at step t
+            # (see _add_step); and eps * sqrt(1 - b2^(t+1)), the epsilon of a catch-up that starts after step t.
+            self._step_sizes = torch.zeros(1024 + self.catch_up_horizon, dtype=torch.float64, device=table.device)
+            self._log_keep = torch.zeros_like(self._step_sizes)
+            self._catch_up_sums = torch.zeros_like(self._step_sizes)
+            self._eps_after = self._epsilons(len(self._step_sizes))
             if self.catch_up:
                 self._hook = embedding.register_forward_pre_hook(lambda module, args: self._catch_up(args[0]))
+
+    def _epsilons(self, size: int) -> torch.Tensor:
+        eps, (_, beta2) = self.param_groups[0]["eps"], self.param_groups[0]["betas"]
+        after = torch.arange(1, size + 1, dtype=torch.float64, device=self._step_sizes.device)
+        return (eps * torch.sqrt(1 - beta2**after)).to(self.embedding.weight.dtype)
+
+    def _add_step(self, now: int, size: float) -> None:
+        """Add step `now`'s zero-gradient move (step size `size`) to the catch-up sums of the rows last updated
+        `catch_up_horizon` steps or fewer before it.
+
+        A row last updated at step t that is read again at step `now` has missed dense Adam's moves at steps
+        j = t+1 .. now, each step_size_j * m_t * (b1 / sqrt(b2)) ** (j - t) / (sqrt(v_t) + eps) (the moments
+        only decay while the gradient is zero), shrunk by the weight decay of steps j+1 .. now. Their sum
+        is kept per t, relative to the decay up to t, and grows by one term a step, so a catch-up reads one
+        number per row instead of summing its missed steps; moves more than `horizon` steps after t are left
+        out (the momentum is below 2e-6 of itself by then).
+        """
+        first = max(0, now - self.catch_up_horizon)
+        sums = self._catch_up_sums[first:now]
+        left = self._momentum_left[self.catch_up_horizon - (now - first):]
+        if self.param_groups[0]["weight_decay"]:
+            decay = torch.exp(self._log_keep[first:now] - self._log_keep[now])
+            sums.addcmul_(left, decay, value=-size)
+        else:
+            sums.add_(left, alpha=-size)
 
     def add_param_group(self, param_group: dict) -> None:
         # torch.optim.Optimizer.add_param_group is wrapped to keep torch.compile out, and that wrapper imports
@@ -115,41 +151,32 @@ class FastAdam(torch.optim.Optimizer):
         if self.steps == 0:
             return
         table = self.embedding.weight
-        state = self.state[table]
-        rows = torch.unique(tokens) if tokens is not None else torch.arange(table.shape[0], device=table.device)
-        missed = self.steps - state["row_step"][rows]
-        behind = missed > 0
-        if not bool(behind.any()):
-            return
-        rows, missed = rows[behind], missed[behind]
-        beta1, beta2 = self.param_groups[0]["betas"]
-        eps = self.param_groups[0]["eps"]
-        # sum over the missed steps j = last+1 .. now of step_size_j * (b1 / sqrt(b2)) ** (j - last)
-        # _step_sizes holds zeros past the current step, so steps after "now" add nothing to the sum
-        horizon = min(self.catch_up_horizon, int(missed.max()))
-        last = (self.steps - missed)[:, None]
-        steps = last + self._offsets[None, :horizon]  # (rows, horizon)
-        sizes = self._step_sizes[steps]
+        if tokens is None:
+            rows = (self._row_step < self.steps).nonzero()[:, 0]
+        else:
+            # every row read is treated alike (a row already up to date moves by exactly 0): fewer, larger ops
+            # than picking out the rows that are behind
+            rows = torch.unique(tokens)
+        last = self._row_step.index_select(0, rows)  # the step each row was last brought up to date at
+        factor = self._catch_up_sums.index_select(0, last)  # minus the sum of the missed steps' sizes
         decayed = bool(self.param_groups[0]["weight_decay"])
-        if decayed:
-            # a move made at step j is shrunk by the decay of steps j+1..now; the row itself by that of last+1..now
-            log_now = self._log_keep[self.steps]
-            sizes = sizes * torch.exp(log_now - self._log_keep[steps])
-            keep = torch.exp(log_now - self._log_keep[last[:, 0]]).to(table.dtype)[:, None]
-        factor = (sizes @ self._decay[:horizon]).to(table.dtype)[:, None]
-        m = state["exp_avg"].index_select(0, rows)
-        v = state["exp_avg_sq"].index_select(0, rows)
+        if decayed:  # the row and its missed moves shrink by the decay of steps last+1..now
+            keep = torch.exp(self._log_keep[self.steps] - self._log_keep.index_select(0, last))
+            factor, keep = factor * keep, keep.to(table.dtype)[:, None]
+        factor = factor.to(table.dtype)[:, None]
+        moments = self._moments.index_select(0, rows)
+        m, v = moments[:, 0], moments[:, 1]
         # Dense Adam adds eps * sqrt(1 - b2^j) to the denominator at each step j; the first missed step carries
         # most of the weight, so its value stands for all of them.
-        eps_row = (eps * torch.sqrt(1 - beta2 ** (last[:, 0] + 1).double())).to(table.dtype)[:, None]
-        move = -factor * m / (v.sqrt() + eps_row)
+        move = (m / v.sqrt().add_(self._eps_after.index_select(0, last)[:, None])).mul_(factor)
         if decayed:
-            table.index_copy_(0, rows, table.index_select(0, rows) * keep + move)
+            table.index_copy_(0, rows, table.index_select(0, rows).mul_(keep).add_(move))
         else:
             table.index_add_(0, rows, move)
-        state["exp_avg"].index_copy_(0, rows, m.mul_((beta1 ** missed.double()).to(m.dtype)[:, None]))
-        state["exp_avg_sq"].index_copy_(0, rows, v.mul_((beta2 ** missed.double()).to(v.dtype)[:, None]))
-        state["row_step"][rows] = self.steps
+        missed = (self.steps - last).double()
+        moments.mul_(torch.pow(self._betas[None, :], missed[:, None]).to(moments.dtype)[:, :, None])
+        self._moments.index_copy_(0, rows, moments)
+        self._row_step.index_fill_(0, rows, self.steps)
 
     def catch_up_all(self) -> None:
         """Bring every embedding row up to date (before the weights are copied), and go on training."""
@@ -200,17 +227,22 @@ class FastAdam(torch.optim.Optimizer):
         if self.steps + self.catch_up_horizon >= len(self._step_sizes):
             self._step_sizes = torch.cat([self._step_sizes, torch.zeros_like(self._step_sizes)])
             self._log_keep = torch.cat([self._log_keep, torch.zeros_like(self._log_keep)])
+            self._catch_up_sums = torch.cat([self._catch_up_sums, torch.zeros_like(self._catch_up_sums)])
+            self._eps_after = self._epsilons(len(self._step_sizes))
         self._step_sizes[self.steps] = step_size * sqrt_bias2
-        self._log_keep[self.steps] = self._log_keep[self.steps - 1] + math.log1p(-lr * wd)
+        if wd:  # without weight decay the table stays all zeros
+            self._log_keep[self.steps] = self._log_keep[self.steps - 1] + math.log1p(-lr * wd)
+        if self.catch_up:
+            self._add_step(self.steps, step_size * sqrt_bias2)
         if rows is None:
             return None
-        state = self.state[table]
         # The rows with a gradient were read by this step's forward pass, so the hook has caught them up already.
-        m = state["exp_avg"].index_select(0, rows).lerp_(values, 1 - beta1)
-        v = state["exp_avg_sq"].index_select(0, rows).mul_(beta2).addcmul_(values, values, value=1 - beta2)
-        state["exp_avg"].index_copy_(0, rows, m)
-        state["exp_avg_sq"].index_copy_(0, rows, v)
-        state["row_step"][rows] = self.steps
+        moments = self._moments.index_select(0, rows)
+        m, v = moments[:, 0], moments[:, 1]
+        m.lerp_(values, 1 - beta1)
+        v.mul_(beta2).addcmul_(values, values, value=1 - beta2)
+        self._moments.index_copy_(0, rows, moments)
+        self._row_step.index_fill_(0, rows, self.steps)
         if wd:
             table.index_copy_(0, rows, table.index_select(0, rows).mul_(1 - lr * wd))
         table.index_add_(0, rows, m.div_(v.sqrt_().div_(sqrt_bias2).add_(eps)), alpha=-step_size)
@@ -242,6 +274,12 @@ class FastAdam(torch.optim.Optimizer):
             device = self._step_sizes.device
             self._step_sizes = tensors["step_sizes"].to(device).clone()
             self._log_keep = tensors["log_keep"].to(device).clone()
+            self._eps_after = self._epsilons(len(self._step_sizes))
+            # the catch-up sums, rebuilt by the same additions the run made, in the same order: the same bits
+            self._catch_up_sums = torch.zeros_like(self._step_sizes)
+            if meta["catch_up"]:
+                for step, size in enumerate(self._step_sizes[1 : int(meta["steps"]) + 1].tolist(), start=1):
+                    self._add_step(step, size)
             if not meta["hooked"] and self._hook is not None:
                 self._hook.remove()
                 self._hook = None
