@@ -3,6 +3,7 @@
     python bench/train_speed.py                 # everything, about 5-8 minutes on 2 cores
     python bench/train_speed.py --quick         # 2,000 rows instead of 7,600: a smoke run
     python bench/train_speed.py --json out.json
+    python bench/train_speed.py --against ../old --only lesson-simple-titles   # this checkout vs another
 
 Corpus: the 7,600 texts of ../shared/data/ag_news/test.csv.gz (the figures in the speed issue were measured on
 the same rows), vocabulary adapted on the first 2,000 titles as in the lesson. For each of the lesson's models,
@@ -21,6 +22,11 @@ Keras's epoch-1 figure (what this benchmark reported before it timed the steady 
 Each run happens in a fresh process, so its peak resident memory (ru_maxrss) is its own. Ratios compare runs
 of this invocation, except against "ref" Keras figures. The BiLSTM's achieved FLOP/s (matmul FLOPs of forward
 and backward) is reported against a large fp32 matmul measured here too.
+
+With `--against DIR` (another textrnn checkout, an older revision say: `git worktree add ../old REV`), only
+textrnn runs: this checkout's and DIR's, alternately, `--repeats` times each, at the lesson's batch size; each
+pair's ratio and the median ratio are printed. The machine drifts; a pair runs back to back, so its ratio
+drifts less than either figure.
 """
 
 from __future__ import annotations
@@ -231,8 +237,8 @@ def run_matmul_peak() -> dict:
 
 
 # -- worker plumbing ----------------------------------------------------------------------------------------------
-def _worker(queue, fn_name, args):
-    sys.path.insert(0, str(ROOT / "src"))
+def _worker(queue, fn_name, args, src=ROOT / "src"):
+    sys.path.insert(0, str(src))
     try:
         result = globals()[fn_name](*args)
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -241,10 +247,10 @@ def _worker(queue, fn_name, args):
         queue.put({"error": f"{type(exc).__name__}: {exc}"})
 
 
-def in_fresh_process(fn_name: str, *args) -> dict:
+def in_fresh_process(fn_name: str, *args, src: Path = ROOT / "src") -> dict:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_worker, args=(queue, fn_name, args))
+    proc = ctx.Process(target=_worker, args=(queue, fn_name, args, src))
     proc.start()
     result = queue.get()
     proc.join()
@@ -263,6 +269,27 @@ def have_tensorflow() -> bool:
     return importlib.util.find_spec("tensorflow") is not None and importlib.util.find_spec("keras") is not None
 
 
+def compare_checkouts(names: list[str], rows: int, other: Path, repeats: int) -> None:
+    """Epoch-2 samples/s of this checkout's textrnn against `other`'s, run alternately in fresh processes."""
+    import statistics
+
+    from textrnn.lesson.presets import PRESETS
+
+    print(f"this checkout ({ROOT}) against {other}, {repeats} alternating runs each, epoch 2 samples/s\n")
+    for name in names:
+        batch = PRESETS[name].params["batch_size"]
+        ratios = []
+        for _ in range(repeats):
+            ours = in_fresh_process("run_textrnn", name, batch, rows)
+            theirs = in_fresh_process("run_textrnn", name, batch, rows, src=other / "src")
+            ours_sps, theirs_sps = (r["samples"] / r["seconds"] for r in (ours, theirs))
+            ratios.append(ours_sps / theirs_sps)
+            print(f"{name:<22}{batch:>6}  this {ours_sps:>9,.0f}  other {theirs_sps:>9,.0f}  ratio {ratios[-1]:.2f}",
+                  flush=True)
+        print(f"{name:<22}{batch:>6}  median ratio {statistics.median(ratios):.2f} "
+              f"(range {min(ratios):.2f}-{max(ratios):.2f})\n", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="2,000 rows: a smoke run, not for reporting")
@@ -270,12 +297,17 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=25.0,
                         help="time budget of one plain-PyTorch or Keras run (default: %(default)s)")
     parser.add_argument("--only", action="append", help="only this lesson model (repeatable)")
+    parser.add_argument("--against", type=Path, help="another textrnn checkout: compare its training speed with "
+                        "this one's, alternately (nothing else runs)")
+    parser.add_argument("--repeats", type=int, default=5, help="runs of each side with --against (default: 5)")
     args = parser.parse_args()
     rows = 2000 if args.quick else 7600
     sys.path.insert(0, str(ROOT / "src"))
     from textrnn.lesson.presets import PRESETS
 
     names = args.only or list(PRESETS)
+    if args.against:
+        return compare_checkouts(names, rows, args.against.resolve(), args.repeats)
     keras_live = have_tensorflow()
     peak = in_fresh_process("run_matmul_peak")
     print(f"matmul peak (4096^3, this machine, {os.cpu_count()} cores): fp32 {peak['float32'] / 1e9:,.0f} GFLOP/s, "
