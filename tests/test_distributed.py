@@ -120,6 +120,8 @@ def test_two_processes_train_the_weights_of_one_with_the_whole_batch(ag_news_min
 
 
 # -- the command line ---------------------------------------------------------------------------------------------
+@pytest.mark.slow  # 90-180 s on 2 cores (three trainings); the exact two-process tests, the kill-and-resume and
+# the Ctrl-C runs below keep --nproc in the default suite
 def test_nproc_2_trains_to_the_accuracy_of_one_process_and_only_rank_0_writes(data_root, tmp_path):
     # the settings the 1-point bar was measured with (validated on the 1,600 test rows, random embedding, Adam at
     # 1e-3), and a constant rate, so that the run may train on to a third epoch

@@ -11,6 +11,8 @@ import pytest
 from textrnn import TextClassifier, load_dataset
 from textrnn.cli import build_parser
 from textrnn.cli.flags import classifier_params
+from textrnn.cli.train import recipe_params
+from textrnn.errors import TextrnnError
 from textrnn.lesson.presets import PRESETS
 
 
@@ -58,7 +60,7 @@ def test_train_with_only_a_training_file_uses_the_recipe(data_root, tmp_path):
                           "--limit", "2000", "--hidden-size", "16", "--no-checkpoints", "--out", str(out)],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "validating on 692 (held out of the training rows: 10%, stratified)"  # of all 6,920 in run.stderr
+    assert "validating on 692 (held out of the training rows: 10%, stratified)" in run.stderr  # of all 6,920
     record = json.loads((out / "trainer_state.json").read_text())
     params = record["run"]["params"]
     assert (params["lr"], params["lr_schedule"], params["early_stopping"], params["max_len"]) == \
@@ -67,3 +69,14 @@ def test_train_with_only_a_training_file_uses_the_recipe(data_root, tmp_path):
     assert record["run"]["metadata"]["source"]["val_split"] == 0.1
     kept = max(record["history"], key=lambda h: h["val_accuracy"])
     assert kept["val_accuracy"] > 0.7  # measured: 0.75-0.78 on these 2,000 sentences
+
+
+def test_quick_shortens_the_recipe_and_explicit_flags_still_win():
+    parse = build_parser().parse_args
+    params, _ = recipe_params(parse(["train", "--train", "x.csv", "--quick"]))
+    assert params == {"epochs": 3, "max_len": 200}
+    params, _ = recipe_params(parse(["train", "--train", "x.csv", "--quick", "--epochs", "5", "--max-len", "0"]))
+    assert params == {"epochs": 5, "max_len": None}
+    assert recipe_params(parse(["train", "--train", "x.csv"]))[0] == {}
+    with pytest.raises(TextrnnError, match="--quick"):
+        recipe_params(parse(["train", "--preset", "lesson-lstm", "--quick"]))

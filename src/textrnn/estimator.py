@@ -38,6 +38,9 @@ CURVES_FILE = "training.png"
 RESUMABLE_CHANGES = ("device", "progress", "checkpoint_dir", "checkpoint_every", "tensorboard_dir")
 # settings of a run that belong to that run, not to a model loaded from it
 RUN_ONLY_PARAMS = ("device", "checkpoint_dir", "tensorboard_dir", "progress")
+# `textrnn train --quick`: the recipe cut to its first epochs over the first 200 tokens of each text, for a first
+# model in a fraction of the time (bench/README.md, "the leaderboard", measures what it gives up)
+QUICK = {"epochs": 3, "max_len": 200}
 # ULMFiT's fine-tuning recipe (Howard & Ruder 2018) for a classifier started from a language model: concat pooling,
 # slanted triangular rates, discriminative rates, gradual unfreezing, dense Adam (per-layer parameter groups)
 FINE_TUNING = {"pooling": "concat", "lr_schedule": "slanted", "discriminative_lr": 2.6, "gradual_unfreezing": True,

@@ -56,6 +56,8 @@ def add_parser(sub) -> None:
     g.add_argument("--truncate", choices=["head", "tail", "both"],
                    help="with --max-len: keep the first tokens (default), the last, or half from each end")
     g.add_argument("--device", help="auto (default), cpu or cuda")
+    g.add_argument("--quick", action="store_true", help="a first model in a fraction of the time: 3 epochs over the "
+                   "first 200 tokens of each text (flags given explicitly still win)")
     g = p.add_argument_group("pretraining: a language model on the training texts first (ULMFiT)")
     g.add_argument("--pretrain", action="store_true", help="train a language model on the training texts (and "
                    "--unlabeled ones) into OUT/lm, then fine-tune the classifier from it")
@@ -87,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
                            "--init-from and --nproc")
     if (status := relaunch(args, args.nproc, out)) is not None:
         return status
-    params, preset = classifier_params(args)
+    params, preset = recipe_params(args)
     if args.val_split is None and not preset:  # early stopping chooses the epoch: never on the test split
         args.val_split = DEFAULT_VAL_SPLIT
     source = data_source(args)
@@ -111,6 +113,19 @@ def run(args: argparse.Namespace) -> int:
     adapt = (dataset.train.columns[preset.adapt_field]
              if preset and preset.adapt_field in dataset.train.columns else None)
     return _train(clf, dataset, text, metadata, out, adapt=adapt)
+
+
+def recipe_params(args: argparse.Namespace) -> tuple[dict, object]:
+    """TextClassifier arguments and the preset (or None): the flags given, over --quick's settings if asked for."""
+    params, preset = classifier_params(args)
+    if args.quick:
+        if preset or params.get("init_from") or args.pretrain:
+            raise TextrnnError("--quick shortens textrnn's own recipe; a preset and --init-from/--pretrain have "
+                               "their own settings")
+        from ..estimator import QUICK
+
+        params = {**QUICK, **params}
+    return params, preset
 
 
 def fine_tuning(params: dict) -> None:
@@ -155,6 +170,7 @@ def resume(args: argparse.Namespace) -> int:
 
     given = [name for name in MODEL_FLAGS + TRAIN_FLAGS + DATA_FLAGS + ("preset", "out", "checkpoint_every")
              if getattr(args, name, None) is not None and name not in ("device", "epochs")]
+    given += ["quick"] if args.quick else []
     if given:
         raise TextrnnError(f"--resume continues a run with its own settings; drop --{given[0].replace('_', '-')}")
     directory = Path(args.resume)
