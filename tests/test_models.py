@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from textrnn import TextClassifier
+from textrnn.errors import TextrnnError
 from textrnn.models import ModelConfig, RNNClassifier, count_parameters, summary
 from textrnn.lesson.presets import PRESETS
 
@@ -146,3 +147,19 @@ def test_simple_rnn_gives_nn_rnns_outputs_and_gradients(steps):
     assert torch.allclose(grad_a, grad_b, atol=1e-12)
     for name, a, b in zip([n for n, _ in ours.named_parameters()], params_a, params_b):
         assert torch.allclose(a, b, atol=1e-12), name
+
+
+def test_embedding_dropout_drops_whole_words_in_training_only():
+    torch.manual_seed(0)
+    model = RNNClassifier(ModelConfig(500, 4, "lstm", 8, 6, 1, True, 0.0, embedding_dropout=0.5))
+    tokens = torch.arange(1, 500).repeat(2, 1)  # every word twice: once in each row
+    plain = model.encoder.embedding(tokens)
+    dropped = model.encoder.embed(tokens)
+    zero = (dropped == 0).all(-1)
+    assert torch.equal(zero[0], zero[1])  # a word is dropped everywhere in the batch or nowhere
+    assert torch.allclose(dropped[~zero], 2 * plain[~zero])  # the kept ones scaled by 1 / (1 - p)
+    assert 0.4 < zero[0].float().mean() < 0.6
+    model.eval()
+    assert torch.equal(model.encoder.embed(tokens), plain)
+    with pytest.raises(TextrnnError, match="embedding_dropout"):
+        ModelConfig(500, 4, embedding_dropout=1.0)

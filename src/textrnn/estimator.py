@@ -56,6 +56,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     cell: "rnn" (SimpleRNN, tanh), "lstm" or "gru".
     embedding_dim, hidden_size, layers, bidirectional, dropout: the network's shape (embedding_dim: 128, or
         the dimension of `embeddings` when given).
+    embedding_dropout: in training, the share of the vocabulary dropped for each batch: every occurrence of a
+        dropped word reads zeros, the rest are scaled by 1 / (1 - p) (AWD-LSTM's embedding dropout; 0: none).
     pooling: how a text's states become one vector: "last" (its final state, the lesson's), "max", "mean" (over
         its real tokens) or "concat" (all three).
     tokenizer: "word" (the lesson's Keras-style words), "char", "wordpiece" or "bpe" (subwords).
@@ -111,6 +113,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         layers: int = 1,
         bidirectional: bool = True,
         dropout: float = 0.0,
+        embedding_dropout: float = 0.0,
         pooling: str = "last",
         mask: bool = True,
         max_tokens: int = DEFAULT_MAX_TOKENS,
@@ -149,6 +152,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         self.layers = layers
         self.bidirectional = bidirectional
         self.dropout = dropout
+        self.embedding_dropout = embedding_dropout
         self.pooling = pooling
         self.mask = mask
         self.max_tokens = max_tokens
@@ -222,14 +226,16 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             lm = lm or self._language_model_config()
             return ModelConfig(vocab_size=lm["vocab_size"], num_classes=num_classes, cell=lm["cell"],
                                embedding_dim=lm["embedding_dim"], hidden_size=lm["hidden_size"], layers=lm["layers"],
-                               bidirectional=False, dropout=self.dropout, mask=self.mask, pooling=self.pooling)
+                               bidirectional=False, dropout=self.dropout, mask=self.mask, pooling=self.pooling,
+                               embedding_dropout=self.embedding_dropout)
         # The word vectorizer's table has max_tokens rows whether or not the texts fill them (Keras's layer, the
         # lesson's parameter counts); a learned char or subword vocabulary gets exactly its size.
         return ModelConfig(vocab_size=vocab_size or self.max_tokens, num_classes=num_classes, cell=self.cell,
                            embedding_dim=embedding_dim or self.embedding_dim or self._vectors_dim() or
                            DEFAULT_EMBEDDING_DIM,
                            hidden_size=self.hidden_size, layers=self.layers, bidirectional=self.bidirectional,
-                           dropout=self.dropout, mask=self.mask, pooling=self.pooling)
+                           dropout=self.dropout, mask=self.mask, pooling=self.pooling,
+                           embedding_dropout=self.embedding_dropout)
 
     def _vectors_dim(self) -> int | None:
         """The width of the packaged vectors this classifier starts from (None for none, or a file's: known only
@@ -577,6 +583,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         c, t = loaded.model.config, loaded.tokenizer
         params = {"cell": c.cell, "embedding_dim": c.embedding_dim, "hidden_size": c.hidden_size, "layers": c.layers,
                   "bidirectional": c.bidirectional, "dropout": c.dropout, "pooling": c.pooling, "mask": c.mask,
+                  "embedding_dropout": c.embedding_dropout,
                   "max_tokens": t["max_tokens"], "tokenizer": t["type"], "max_len": t.get("max_len"),
                   "truncate": t.get("truncate", "head")}
         state = loaded.trainer_state or {}

@@ -248,8 +248,9 @@ def _check_config(config: dict, where: Path) -> tuple[type, ModelConfig, list[st
     for name in ("bidirectional", "mask"):
         if name in model and not isinstance(model[name], bool):
             raise bad(f"model.{name}", f"is {model[name]!r}; it must be true or false")
-    if "dropout" in model and (type(model["dropout"]) not in (int, float) or not 0 <= model["dropout"] < 1):
-        raise bad("model.dropout", f"is {model['dropout']!r}; it must be a number in [0, 1)")
+    for name in ("dropout", "embedding_dropout"):
+        if name in model and (type(model[name]) not in (int, float) or not 0 <= model[name] < 1):
+            raise bad(f"model.{name}", f"is {model[name]!r}; it must be a number in [0, 1)")
     for name in ("cell", "pooling"):
         if name in model and not isinstance(model[name], str):
             raise bad(f"model.{name}", f"is {model[name]!r}; it must be a name")

@@ -7,7 +7,8 @@ import argparse
 from ..data.files import BAD_ROWS, FORMATS
 from ..data.sources import DataSource
 
-MODEL_FLAGS = ("cell", "embedding_dim", "hidden_size", "layers", "bidirectional", "dropout", "pooling", "mask",
+MODEL_FLAGS = ("cell", "embedding_dim", "hidden_size", "layers", "bidirectional", "dropout", "embedding_dropout",
+               "pooling", "mask",
                "max_tokens", "tokenizer", "embeddings", "freeze_embeddings", "init_from")
 TRAIN_FLAGS = ("max_len", "truncate", "adapt_limit", "batch_size", "epochs", "lr", "seed", "batching", "device",
                "optimizer", "precision", "clip_norm", "weight_decay", "lr_schedule", "warmup", "early_stopping",
@@ -26,6 +27,8 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--layers", type=int, help="stacked recurrent layers")
     g.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None)
     g.add_argument("--dropout", type=float)
+    g.add_argument("--embedding-dropout", type=float, metavar="P", help="in training, drop this share of the "
+                   "vocabulary for each batch, every occurrence of a word at once (default 0)")
     g.add_argument("--pooling", choices=["last", "max", "mean", "concat"],
                    help="a text's vector: its final state (default), the max or mean of its states over its "
                         "tokens, or all three side by side")

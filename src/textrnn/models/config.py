@@ -34,13 +34,17 @@ class ModelConfig:
     dropout: float = 0.0
     mask: bool = True
     pooling: str = "last"
+    # in training, drop whole words for a batch: every occurrence of a dropped word reads zeros (AWD-LSTM's
+    # embedding dropout), the words kept are scaled up to make up for it
+    embedding_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         check_shape(self)
         if self.num_classes < 2:
             raise TextrnnError(f"a classifier needs at least 2 classes, got {self.num_classes}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise TextrnnError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("dropout", "embedding_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise TextrnnError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.pooling not in POOLINGS:
             raise TextrnnError(f"unknown pooling {self.pooling!r}: choose one of {', '.join(POOLINGS)}")
 

@@ -88,7 +88,12 @@ class RNNEncoder(nn.Module):
 
     # -- forward ----------------------------------------------------------------------------------------------
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.embedding(tokens)
+        x = self.embedding(tokens)
+        p = self.config.embedding_dropout
+        if self.training and p > 0:  # one draw per word of the vocabulary, so a word is dropped everywhere at once
+            keep = x.new_empty(self.embedding.num_embeddings).bernoulli_(1 - p).div_(1 - p)
+            x = x * keep.index_select(0, tokens.reshape(-1)).view(*tokens.shape, 1)
+        return x
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, steps: bool = False) -> Encoded:
         return self.encode(self.embed(tokens), lengths, steps)
