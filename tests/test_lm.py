@@ -207,6 +207,8 @@ def test_train_pretrain_fine_tunes_from_its_own_language_model(tmp_path, data_ro
     assert (out / "lm" / "tokenizer.json").read_bytes() == (out / "tokenizer.json").read_bytes()
 
 
+@pytest.mark.slow  # ~33 s; the classifier's SIGKILL-and-resume (GRU) and the distributed LM test stay in the
+# default suite
 def test_lm_train_killed_mid_epoch_resumes_to_the_same_weights(tmp_path, reviews):
     import os
     import signal
