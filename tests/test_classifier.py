@@ -134,3 +134,41 @@ def test_linear_schedule_warms_up_and_decays(ag_news_mini):
     # 20 steps: 5 of warm-up to 0.01, then linear decay; after epoch 1 (step 10) the rate is 0.01 * 10/15
     assert clf.history_[0].lr == pytest.approx(0.01 * 10 / 15)
     assert clf.history_[1].lr == pytest.approx(0.0)
+
+
+def test_adversarial_perturbation_raises_each_texts_loss(data_root):
+    """The perturbation moves every text the way that raises its own loss (a sign or per-text-norm slip fails),
+    by exactly epsilon, and leaves padding where it is; a run with it trains and reports the clean loss."""
+    import torch
+
+    from textrnn import load_dataset
+    from textrnn.training.loop import adversarial_loss
+
+    ds = load_dataset("sst2", data_root / "sst2")
+    train = ds.train.take(800)
+    clf = TextClassifier(epochs=1, adversarial=1.0, early_stopping=None, progress=False, seed=0)
+    clf.fit(train.texts(), train.labels)
+    # the clean loss is what the epoch reports: near the loss of the trained model, not the sum of two losses
+    assert clf.history_[0].loss < 0.75
+    model = clf.model_.eval()
+    tokens, lengths = clf._corpus(clf.vectorizer_, ds.val.texts()[:32]).batch(np.arange(32))
+    target = torch.as_tensor([list(clf.classes_).index(label) for label in ds.val.labels[:32]])
+    embedded = model.encoder.embed(tokens).detach().requires_grad_(True)
+    per_text = torch.nn.functional.cross_entropy(model.forward_embedded(embedded, lengths), target, reduction="none")
+    (grad,) = torch.autograd.grad(per_text.mean(), embedded, retain_graph=True)
+    moved_by = []
+    for i in range(32):  # each text alone at epsilon 0.05 (small enough for the first-order picture to hold)
+        g = grad[i : i + 1]
+        step = 0.05 * g / g.norm()
+        moved = torch.nn.functional.cross_entropy(
+            model.forward_embedded(embedded[i : i + 1].detach() + step, lengths[i : i + 1]), target[i : i + 1])
+        moved_by.append(float((moved - per_text[i]).detach()))
+        assert torch.equal(step[0, lengths[i]:], torch.zeros_like(step[0, lengths[i]:]))  # padding stays
+    assert all(delta > 0 for delta in moved_by)
+    # the batched helper gives the mean of those per-text losses
+    batch_loss = per_text.mean()
+    adv = adversarial_loss(model, embedded, lengths, target, batch_loss, 0.05, bf16=False)
+    assert float(adv.detach()) == pytest.approx(float(per_text.mean().detach()) + float(np.mean(moved_by)), abs=1e-4)
+    assert float(adv.detach()) > float(batch_loss.detach())
+    with pytest.raises(TextrnnError, match="adversarial"):
+        TextClassifier(adversarial=-1.0, progress=False).fit(train.texts()[:50], train.labels[:50])

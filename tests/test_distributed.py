@@ -91,7 +91,9 @@ def test_a_distributed_run_refuses_what_it_cannot_do():
         check_supported(TrainConfig(optimizer="adam", gradual_unfreezing=True), torch.device("cpu"), world)
     with pytest.raises(TextrnnError, match="NCCL cannot average sparse"):
         check_supported(TrainConfig(optimizer="fast-adam"), torch.device("cuda"), world)
-    check_supported(TrainConfig(gradual_unfreezing=True), torch.device("cpu"), World())  # one process: fine
+    with pytest.raises(TextrnnError, match="adversarial training is not supported in a distributed run"):
+        check_supported(TrainConfig(adversarial=1.0), torch.device("cpu"), world)
+    check_supported(TrainConfig(gradual_unfreezing=True, adversarial=1.0), torch.device("cpu"), World())  # fine
 
 
 # -- exactness ----------------------------------------------------------------------------------------------------

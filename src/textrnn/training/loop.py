@@ -272,17 +272,25 @@ def train_epoch(loop: Loop, train: TokenizedCorpus, labels: torch.Tensor, rng: n
                 tokens, lengths = torch.zeros(1, 1, dtype=torch.long), torch.ones(1, dtype=torch.long)
         n = len(rows)
         target = labels[rows].to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
-            logits = loop.network(tokens.to(device, non_blocking=True), lengths)
+        bf16 = config.precision == "bf16"
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            if config.adversarial:  # the embedded tokens are kept: the perturbation is a gradient with respect to them
+                embedded = model.encoder.embed(tokens.to(device, non_blocking=True))
+                logits = model.forward_embedded(embedded, lengths)
+            else:
+                logits = loop.network(tokens.to(device, non_blocking=True), lengths)
         if totals is None:
             loss = loss_fn(logits.float(), target)
+            objective = loss  # what the step descends; `loss` alone is reported
+            if config.adversarial:
+                objective = loss + adversarial_loss(model, embedded, lengths, target, loss, config.adversarial, bf16)
         elif n:
             loss = loss_fn(logits.float(), target)
             weighted = loss * distributed.loss_weight(n, global_rows, world)
         else:
             loss = weighted = logits.float().sum() * 0.0
         optimizer.zero_grad(set_to_none=True)
-        (loss if totals is None else weighted).backward()
+        (objective if totals is None else weighted).backward()
         if clip_here:
             nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
         optimizer.step()
@@ -305,6 +313,19 @@ def train_epoch(loop: Loop, train: TokenizedCorpus, labels: torch.Tensor, rng: n
             loop.interrupted = True
             break
     return time.perf_counter() - start
+
+
+def adversarial_loss(model: nn.Module, embedded: torch.Tensor, lengths: torch.Tensor, target: torch.Tensor,
+                     loss: torch.Tensor, epsilon: float, bf16: bool) -> torch.Tensor:
+    """Miyato et al. 2017's adversarial loss: the loss again with each text's embedded tokens moved by `epsilon`
+    (L2 over the whole text) along the gradient of `loss`, the direction that raises it most. The move is a
+    constant; the gradient of the result flows to the embedding rows and the network, as the paper's does."""
+    (grad,) = torch.autograd.grad(loss, embedded, retain_graph=True)
+    norm = grad.flatten(1).norm(dim=1).clamp(min=1e-12)  # padding has no gradient, so it is never moved
+    shift = (epsilon * grad / norm[:, None, None]).detach()
+    with torch.autocast(embedded.device.type, dtype=torch.bfloat16, enabled=bf16):
+        logits = model.forward_embedded(embedded + shift, lengths)
+    return nn.functional.cross_entropy(logits.float(), target)
 
 
 def end_epoch(loop: Loop, seconds: float, rng: np.random.Generator,
