@@ -83,3 +83,20 @@ def test_a_bad_search_space_is_one_clear_error(data_root, tmp_path, capsys):
                  str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "t")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("textrnn: error: ") and "is not valid YAML" in err[0]
+
+
+def test_the_best_trial_prints_as_flags_train_accepts():
+    """The "best:" line is pasted into `textrnn train`: a None setting, a boolean and max_len's "no cut" must
+    come out as the flags the parser turns back into the same TextClassifier arguments."""
+    from textrnn.cli import build_parser
+    from textrnn.cli.flags import classifier_params
+    from textrnn.cli.tune import _as_flag
+
+    settings = {"embeddings": None, "mask": False, "bidirectional": True, "max_len": None, "lr": 0.00106,
+                "pooling": "concat", "embedding_dropout": 0.25}
+    line = " ".join(_as_flag(k, v) for k, v in settings.items())
+    assert line == ("--embeddings none --no-mask --bidirectional --max-len 0 --lr 0.00106 --pooling concat "
+                    "--embedding-dropout 0.25")
+    args = build_parser().parse_args(["train", "--dataset", "sst2", *line.split()])
+    params, _ = classifier_params(args)
+    assert {k: params[k] for k in settings} == settings

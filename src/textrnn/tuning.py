@@ -32,10 +32,11 @@ DEFAULT_PATIENCE = 2  # epochs without a better validation accuracy before a tri
 # What a trial varies when no space file is given: the recipe's knobs, around textrnn's defaults.
 DEFAULT_SPACE: dict[str, Any] = {
     "cell": ["lstm", "gru"],
-    "embedding_dim": [64, 128, 256],
+    "embeddings": ["auto", None],  # the recipe's GloVe 6B 50-d start (for word tokens), or a random 128-d one
     "hidden_size": [64, 128, 256],
     "layers": [1, 2],
     "dropout": {"low": 0.0, "high": 0.5},
+    "embedding_dropout": {"low": 0.0, "high": 0.4},
     "pooling": ["last", "max", "mean", "concat"],
     "lr": {"low": 3e-4, "high": 1e-2, "log": True},
     "batch_size": [16, 32, 64],

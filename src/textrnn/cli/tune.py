@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     plots = tuning.write_plots(study, out)
     best = tuning.best_trial(study)
     print(f"best: trial {best.number}, val_accuracy {best.value:.4f} (epoch {best.user_attrs.get('epoch')}): "
-          + " ".join(f"--{k.replace('_', '-')} {_short(v)}" for k, v in best.params.items()))
+          + " ".join(_as_flag(k, v) for k, v in best.params.items()))
     print(f"wrote {out / tuning.TRIALS_FILE}" + "".join(f", {p}" for p in plots))
     if not args.no_retrain:
         clf = tuning.retrain_best(study, **data, params=params, patience=args.patience, progress=not args.quiet)
@@ -95,13 +95,30 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+MEASURED = ("trial", "state", "val_accuracy", "epoch", "seconds")  # trial_rows' first columns; settings follow
+
+
 def _short(value) -> str:
+    if value is None:
+        return "none"
     return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _as_flag(name: str, value) -> str:
+    """A trial's setting as the `textrnn train` flag that gives it (--embeddings none, --no-mask, --max-len 0)."""
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, bool):
+        return flag if value else f"--no-{flag[2:]}"
+    if value is None and name == "max_len":
+        return f"{flag} 0"
+    return f"{flag} {_short(value)}"
 
 
 def _print_table(rows: list[dict]) -> None:
     columns = list(dict.fromkeys(k for row in rows for k in row))
-    cells = [[("" if row.get(c) is None else _short(row[c])) for c in columns] for row in rows]
+    # a blank is a figure not there (a running trial's accuracy); a setting of None reads "none"
+    cells = [[_short(row[c]) if row.get(c) is not None or (c in row and c not in MEASURED) else "" for c in columns]
+             for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
     for r in cells:
