@@ -142,7 +142,7 @@ def test_adversarial_perturbation_raises_each_texts_loss(data_root):
     import torch
 
     from textrnn import load_dataset
-    from textrnn.training.loop import adversarial_loss
+    from textrnn.training.loop import AdversarialObjective
 
     ds = load_dataset("sst2", data_root / "sst2")
     train = ds.train.take(800)
@@ -165,10 +165,9 @@ def test_adversarial_perturbation_raises_each_texts_loss(data_root):
         moved_by.append(float((moved - per_text[i]).detach()))
         assert torch.equal(step[0, lengths[i]:], torch.zeros_like(step[0, lengths[i]:]))  # padding stays
     assert all(delta > 0 for delta in moved_by)
-    # the batched helper gives the mean of those per-text losses
-    batch_loss = per_text.mean()
-    adv = adversarial_loss(model, embedded, lengths, target, batch_loss, 0.05, bf16=False)
-    assert float(adv.detach()) == pytest.approx(float(per_text.mean().detach()) + float(np.mean(moved_by)), abs=1e-4)
-    assert float(adv.detach()) > float(batch_loss.detach())
+    # the batched objective gives the batch's loss and the mean of those moved per-text losses
+    _, loss, moved = AdversarialObjective(model, 0.05)(tokens, lengths, target)
+    assert float(loss.detach()) == pytest.approx(float(per_text.mean().detach()), abs=1e-6)
+    assert float(moved.detach()) == pytest.approx(float(per_text.mean().detach()) + float(np.mean(moved_by)), abs=1e-4)
     with pytest.raises(TextrnnError, match="adversarial"):
         TextClassifier(adversarial=-1.0, progress=False).fit(train.texts()[:50], train.labels[:50])

@@ -157,7 +157,7 @@ def test_init_from_copies_the_language_model_and_unfreezes_from_the_top(char_lm,
     texts = reviews[1000:1200]
     labels = ["long" if len(t) > 800 else "short" for t in texts]
     common = dict(init_from=directory, tokenizer="char", gradual_unfreezing=True, discriminative_lr=2.6,
-                  optimizer="adam", pooling="concat", max_len=200, progress=False)
+                  optimizer="adam", pooling="concat", max_len=200, early_stopping=None, progress=False)
     head_only = TextClassifier(epochs=1, **common).fit(texts, labels)
     encoder = head_only.model_.encoder
     assert not encoder.config.bidirectional and encoder.config.hidden_size == 256

@@ -1,5 +1,6 @@
 """textrnn's default recipe: what `TextClassifier()` and `textrnn train --train FILE` do with no other settings
-(GloVe, 400 tokens, lr 3e-3 with a linear schedule, early stopping on validation held out of the training rows),
+(GloVe, 400 tokens, lr 3e-3 with a linear schedule, concat pooling, embedding dropout, adversarial training, early
+stopping on validation held out of the training rows),
 while the lesson's presets keep the lesson's settings."""
 
 import json
@@ -50,6 +51,7 @@ def test_the_presets_keep_the_lessons_settings():
     clf = TextClassifier(**params)
     assert (clf.epochs, clf.lr, clf.lr_schedule, clf.early_stopping, clf.max_len, clf.embeddings, clf.clip_norm) == \
         (1, 1e-3, "constant", None, None, None, None)
+    assert (clf.pooling, clf.embedding_dropout, clf.adversarial) == ("last", 0.0, 0.0)  # the lesson's Dense(last)
     assert clf.build(4).config.embedding_dim == 128  # the lesson's Embedding(20000, 128)
     assert all(p.params["embeddings"] is None for p in PRESETS.values())
 
@@ -65,6 +67,8 @@ def test_train_with_only_a_training_file_uses_the_recipe(data_root, tmp_path):
     params = record["run"]["params"]
     assert (params["lr"], params["lr_schedule"], params["early_stopping"], params["max_len"]) == \
         (3e-3, "linear", 2, 400)
+    assert (params["pooling"], params["embedding_dropout"], params["adversarial"]) == ("concat", 0.25, "auto")
+    assert record["run"]["adversarial"] == 1.0  # "auto" on GloVe: the recipe's distance
     assert record["run"]["embeddings"] == "glove-6b-50d"
     assert record["run"]["metadata"]["source"]["val_split"] == 0.1
     kept = max(record["history"], key=lambda h: h["val_accuracy"])

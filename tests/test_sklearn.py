@@ -21,7 +21,7 @@ def sst2_slice(data_root):
 
 def test_params_come_from_init_and_clone_copies_them_unfitted(sst2_slice):
     clf = TextClassifier(**SMALL, checkpoint_dir=None)
-    assert clf.get_params()["hidden_size"] == 8 and clf.get_params()["pooling"] == "last"
+    assert clf.get_params()["hidden_size"] == 8 and clf.get_params()["pooling"] == "concat"
     clf.set_params(hidden_size=12, dropout=0.1)
     assert clf.hidden_size == 12 and clf.dropout == 0.1
     twin = clone(clf)

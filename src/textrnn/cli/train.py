@@ -36,7 +36,8 @@ def add_parser(sub) -> None:
     g.add_argument("--weight-decay", type=float, help="decoupled weight decay, as AdamW (default 0)")
     g.add_argument("--adversarial", type=float, metavar="EPSILON", help="adversarial training on the embeddings "
                    "(Miyato et al. 2017): also train on each text moved EPSILON (L2) the way that raises its loss "
-                   "most; about twice the time a step (default 0: off)")
+                   "most; about twice the time a step (default: 1 when the embedding starts from pretrained "
+                   "vectors, GloVe by default, else 0; presets 0: off)")
     g.add_argument("--lr-schedule", choices=["constant", "linear", "plateau", "slanted"],
                    help="linear (default; presets: constant): warm-up then decay to 0; constant; plateau: halve when "
                         "validation stalls; "

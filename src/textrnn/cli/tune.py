@@ -21,8 +21,8 @@ def add_parser(sub) -> None:
     g.add_argument("--trials", type=int, default=20, help="run until the study holds this many finished trials "
                    "(completed or pruned), counting those of earlier runs and other workers (default 20)")
     g.add_argument("--space", metavar="FILE", help="YAML or JSON: parameter -> [choices], {low, high, log}, or "
-                   "a fixed value (default: cell, sizes, layers, dropout, pooling, lr, batch size, weight decay, "
-                   "schedule)")
+                   "a fixed value (default: cell, GloVe or not, hidden size, layers, dropout, embedding dropout, "
+                   "pooling, lr, batch size, weight decay, schedule)")
     g.add_argument("--epochs", type=int, default=5, help="most epochs per trial; a trial stops after "
                    "--patience epochs without a better validation accuracy (default 5)")
     g.add_argument("--patience", type=int, default=2, help="early stopping within a trial (default 2)")

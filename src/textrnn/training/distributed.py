@@ -140,10 +140,6 @@ def check_supported(config, device: torch.device, world: World) -> None:
         # DDP fixes the parameters it averages when it wraps the model; unfreezing adds some later
         raise TextrnnError("gradual unfreezing changes which weights train during the run, which DDP cannot "
                            "follow: train distributed without it (--no-gradual-unfreezing)")
-    if config.adversarial:
-        # the perturbed second forward pass runs past DDP's wrapper, whose backward hooks expect one pass a step
-        raise TextrnnError("adversarial training is not supported in a distributed run: train it in one process "
-                           "(without --nproc), or without --adversarial")
     if device.type == "cuda" and config.optimizer in ("fast-adam", "lazy-adam"):
         raise TextrnnError(f"NCCL cannot average sparse gradients: {config.optimizer} needs the CPU (gloo); on GPUs "
                            "use --optimizer adam (the default there)")

@@ -272,25 +272,22 @@ def train_epoch(loop: Loop, train: TokenizedCorpus, labels: torch.Tensor, rng: n
                 tokens, lengths = torch.zeros(1, 1, dtype=torch.long), torch.ones(1, dtype=torch.long)
         n = len(rows)
         target = labels[rows].to(device, non_blocking=True)
-        bf16 = config.precision == "bf16"
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            if config.adversarial:  # the embedded tokens are kept: the perturbation is a gradient with respect to them
-                embedded = model.encoder.embed(tokens.to(device, non_blocking=True))
-                logits = model.forward_embedded(embedded, lengths)
+        if not n:  # an empty rank's stand-in batch needs a stand-in label; its loss is weighted 0 below
+            target = torch.zeros(1, dtype=torch.long, device=device)
+        tokens = tokens.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+            if config.adversarial:  # the network is the model's AdversarialObjective (see `fit`)
+                logits, loss, moved_loss = loop.network(tokens, lengths, target)
             else:
-                logits = loop.network(tokens.to(device, non_blocking=True), lengths)
-        if totals is None:
-            loss = loss_fn(logits.float(), target)
-            objective = loss  # what the step descends; `loss` alone is reported
-            if config.adversarial:
-                objective = loss + adversarial_loss(model, embedded, lengths, target, loss, config.adversarial, bf16)
-        elif n:
-            loss = loss_fn(logits.float(), target)
-            weighted = loss * distributed.loss_weight(n, global_rows, world)
+                logits = loop.network(tokens, lengths)
+        if config.adversarial:
+            objective = loss + moved_loss  # what the step descends; `loss` alone is reported
         else:
-            loss = weighted = logits.float().sum() * 0.0
+            loss = objective = loss_fn(logits.float(), target)
+        if totals is not None:
+            objective = objective * (distributed.loss_weight(n, global_rows, world) if n else 0.0)
         optimizer.zero_grad(set_to_none=True)
-        (objective if totals is None else weighted).backward()
+        objective.backward()
         if clip_here:
             nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
         optimizer.step()
@@ -315,17 +312,28 @@ def train_epoch(loop: Loop, train: TokenizedCorpus, labels: torch.Tensor, rng: n
     return time.perf_counter() - start
 
 
-def adversarial_loss(model: nn.Module, embedded: torch.Tensor, lengths: torch.Tensor, target: torch.Tensor,
-                     loss: torch.Tensor, epsilon: float, bf16: bool) -> torch.Tensor:
-    """Miyato et al. 2017's adversarial loss: the loss again with each text's embedded tokens moved by `epsilon`
-    (L2 over the whole text) along the gradient of `loss`, the direction that raises it most. The move is a
-    constant; the gradient of the result flows to the embedding rows and the network, as the paper's does."""
-    (grad,) = torch.autograd.grad(loss, embedded, retain_graph=True)
-    norm = grad.flatten(1).norm(dim=1).clamp(min=1e-12)  # padding has no gradient, so it is never moved
-    shift = (epsilon * grad / norm[:, None, None]).detach()
-    with torch.autocast(embedded.device.type, dtype=torch.bfloat16, enabled=bf16):
-        logits = model.forward_embedded(embedded + shift, lengths)
-    return nn.functional.cross_entropy(logits.float(), target)
+class AdversarialObjective(nn.Module):
+    """A classifier's training loss with adversarial training on its embeddings (Miyato et al. 2017): returns the
+    logits, the loss, and the loss again with each text's embedded tokens moved `epsilon` (L2 over the whole text)
+    along the gradient of the loss, the direction that raises it most. The move is a constant; the gradient of the
+    moved loss flows to the embedding rows and the network, as the paper's does. One module, so that under DDP a
+    step is one forward and one backward (the inner gradient touches no weight's gradient)."""
+
+    def __init__(self, model: nn.Module, epsilon: float):
+        super().__init__()
+        self.model, self.epsilon = model, epsilon
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, target: torch.Tensor):
+        embedded = self.model.encoder.embed(tokens)
+        if not embedded.requires_grad:  # frozen vectors: the move still needs the gradient at the embedded tokens
+            embedded.requires_grad_(True)
+        logits = self.model.forward_embedded(embedded, lengths)
+        loss = nn.functional.cross_entropy(logits.float(), target)
+        (grad,) = torch.autograd.grad(loss, embedded, retain_graph=True)
+        norm = grad.flatten(1).norm(dim=1).clamp(min=1e-12)  # padding has no gradient, so it is never moved
+        shift = (self.epsilon * grad / norm[:, None, None]).detach()
+        moved = self.model.forward_embedded(embedded + shift, lengths)
+        return logits, loss, nn.functional.cross_entropy(moved.float(), target)
 
 
 def end_epoch(loop: Loop, seconds: float, rng: np.random.Generator,
@@ -375,7 +383,9 @@ def fit(
     optimizer = configure_optimizer(model, config, device)
     if isinstance(optimizer, FastAdam):
         optimizer.catch_up_gradient_rows = world.distributed  # rows another rank read, see FastAdam.step
-    network = distributed.wrap(model, device, world)
+    # with adversarial training a step calls the model through its objective (DDP wraps what a step calls)
+    stepped = AdversarialObjective(model, config.adversarial) if config.adversarial else model
+    network = distributed.wrap(stepped, device, world)
     steps_per_epoch = -(-len(train) // (config.batch_size * world.size))
     scheduler, schedule_every = configure_scheduler(optimizer, config, steps_per_epoch)
     if (config.early_stopping or schedule_every == "epoch") and validation is None:
