@@ -117,7 +117,7 @@ def _as_flag(name: str, value) -> str:
 def _print_table(rows: list[dict]) -> None:
     columns = list(dict.fromkeys(k for row in rows for k in row))
     # a blank is a figure not there (a running trial's accuracy); a setting of None reads "none"
-    cells = [[_short(row[c]) if row.get(c) is not None or (c in row and c not in MEASURED) else "" for c in columns]
+    cells = [["" if c not in row or (row[c] is None and c in MEASURED) else _short(row[c]) for c in columns]
              for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
