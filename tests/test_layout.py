@@ -38,3 +38,17 @@ def test_an_upward_import_breaks_the_contract(tmp_path):
 def test_every_layer_imports_on_its_own(module):
     result = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_bad_training_file_is_reported_before_torch_and_scikit_learn_are_imported(tmp_path):
+    # `import textrnn` and the CLI import them only when a verb needs them: an error waits for neither
+    bad = tmp_path / "train.csv"
+    bad.write_text("label,text\na,x\nb,y,z\n")
+    program = ("import sys\nfrom textrnn.cli import main\nstatus = main(['train', '--train', sys.argv[1]])\n"
+               "heavy = sorted(m for m in ('torch', 'sklearn') if m in sys.modules)\nprint(status, heavy)\n")
+    result = subprocess.run([sys.executable, "-c", program, str(bad)], capture_output=True, text=True, timeout=60)
+    assert result.stdout.split("\n")[0] == "2 []", result.stdout + result.stderr
+    assert "line 3: expected 2 fields, found 3" in result.stderr
+    loaded = subprocess.run([sys.executable, "-c", "import textrnn; print(textrnn.TextClassifier.__name__)"],
+                            capture_output=True, text=True, timeout=60)
+    assert loaded.stdout.strip() == "TextClassifier", loaded.stderr

@@ -82,9 +82,6 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..estimator import TextClassifier
-    from ..training import CHECKPOINTS_DIR
-
     if args.resume:
         return resume(args)
     out = Path(args.out or DEFAULT_OUT)
@@ -107,6 +104,10 @@ def run(args: argparse.Namespace) -> int:
         params["init_from"] = str(pretrain(args, params, dataset.train.texts(text), out))
     if params.get("init_from"):
         fine_tuning(params)
+    # torch and scikit-learn only now, so that a bad file or flag is reported without waiting for them
+    from ..estimator import TextClassifier
+    from ..training import CHECKPOINTS_DIR
+
     clf = TextClassifier(**params, progress=not args.quiet and main_process(),
                          checkpoint_dir=None if args.no_checkpoints else out / CHECKPOINTS_DIR,
                          checkpoint_every=args.checkpoint_every or DEFAULT_CHECKPOINT_EVERY,
