@@ -156,9 +156,9 @@ def test_nproc_2_trains_to_the_accuracy_of_one_process_and_only_rank_0_writes(da
 
 def start_run(out: Path, data_root: Path, *flags: str) -> subprocess.Popen:
     return subprocess.Popen([*TEXTRNN, "-q", "train", "--data-dir", str(data_root / "ag_news_mini"), "--epochs", "1",
-                             "--batch-size", "16", "--nproc", "2", "--checkpoint-every", "20", "--out", str(out),
-                             *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                             "--batch-size", "16", "--nproc", "2", "--checkpoint-every", "20", "--adversarial", "0",
+                             "--limit", "3600", "--out", str(out), *flags],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
 def wait_for_workers(proc: subprocess.Popen, out: Path, timeout: float = 120) -> dict[int, int]:
@@ -199,8 +199,8 @@ def test_killing_one_rank_ends_the_job_with_one_error_and_resume_completes_it(da
                              timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     history = json.loads((out / "trainer_state.json").read_text())["history"]
-    # 5,400 rows: 10 % of ag_news_mini's 6,000 are held out for validation
-    assert [h["epoch"] for h in history] == [1] and history[-1]["samples"] == 5400 and not history[-1]["interrupted"]
+    # 3,240 rows: 10 % of the first 3,600 are held out for validation
+    assert [h["epoch"] for h in history] == [1] and history[-1]["samples"] == 3240 and not history[-1]["interrupted"]
 
 
 def test_ctrl_c_stops_every_process_and_keeps_the_model(data_root, tmp_path):

@@ -93,15 +93,12 @@ def tensorflow_or_skip():
         pytest.skip("TensorFlow is not installed (pip install -e '.[keras]')")
 
 
-@pytest.mark.parametrize("name, rows", [("sst2", 6920), ("imdb", 1500), ("ag_news", 6000)])
-def test_ids_equal_tensorflow_textvectorization_on_non_ascii_text(name, rows, data_root, tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
+PARITY_DATA = {"sst2": 6920, "imdb": 1500, "ag_news": 6000}  # rows of each training file
 
+
+def parity_task(name: str, rows: int, data_root) -> dict:
     from textrnn import load_dataset
 
-    tensorflow_or_skip()
     ds = load_dataset(name, data_root / ("ag_news_mini" if name == "ag_news" else name))
     texts = ds.train.texts(ds.text)[:rows]
     # what differs between Unicode and ASCII rules: spaces TensorFlow does not split on, capitals it keeps
@@ -110,19 +107,35 @@ def test_ids_equal_tensorflow_textvectorization_on_non_ascii_text(name, rows, da
                                                                                       for c in t)]
     if name != "ag_news":
         assert special, f"{name} was expected to hold non-ASCII spaces or capitals"
-    adapt = texts + probes
-    encode = texts[:500] + special[:500] + probes
-    task, out = tmp_path / "task.json", tmp_path / "keras.json"
-    task.write_text(json.dumps({"max_tokens": 5000, "adapt": adapt, "encode": encode}, ensure_ascii=False),
-                    encoding="utf-8")
-    script = Path(__file__).parent / "scripts" / "keras_vocabulary.py"
-    run = subprocess.run([sys.executable, str(script), str(task), str(out)], capture_output=True, text=True,
-                         timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
-    keras = json.loads(out.read_text(encoding="utf-8"))
+    return {"max_tokens": 5000, "adapt": texts + probes, "encode": texts[:500] + special[:500] + probes}
 
-    v = Vectorizer(5000).adapt(adapt)
+
+@pytest.fixture(scope="module")
+def keras_parity(data_root, tmp_path_factory):
+    """{dataset: (task, Keras's answer)}: TextVectorization run once, in one process, on every dataset's task."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tensorflow_or_skip()
+    folder = tmp_path_factory.mktemp("keras")
+    tasks = {name: parity_task(name, rows, data_root) for name, rows in PARITY_DATA.items()}
+    argv = []
+    for name, task in tasks.items():
+        (folder / f"{name}.json").write_text(json.dumps(task, ensure_ascii=False), encoding="utf-8")
+        argv += [str(folder / f"{name}.json"), str(folder / f"{name}-keras.json")]
+    script = Path(__file__).parent / "scripts" / "keras_vocabulary.py"
+    run = subprocess.run([sys.executable, str(script), *argv], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return {name: (task, json.loads((folder / f"{name}-keras.json").read_text(encoding="utf-8")))
+            for name, task in tasks.items()}
+
+
+@pytest.mark.parametrize("name", list(PARITY_DATA))
+def test_ids_equal_tensorflow_textvectorization_on_non_ascii_text(name, keras_parity):
+    task, keras = keras_parity[name]
+    v = Vectorizer(5000).adapt(task["adapt"])
     assert v.vocabulary == keras["vocabulary"], next(
         (i, a, b) for i, (a, b) in enumerate(zip(v.vocabulary, keras["vocabulary"])) if a != b)
-    assert [ids.tolist() for ids in v.encode(encode)] == keras["ids"]
-    assert v.encode_reference(encode) == keras["ids"]  # the tokenizer.json itself agrees too
+    assert [ids.tolist() for ids in v.encode(task["encode"])] == keras["ids"]
+    assert v.encode_reference(task["encode"]) == keras["ids"]  # the tokenizer.json itself agrees too

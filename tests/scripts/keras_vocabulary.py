@@ -1,8 +1,8 @@
 """Run by tests/test_vectorizer.py where TensorFlow is installed: Keras's own TextVectorization adapted on the
 texts in IN (JSON: {"max_tokens": N, "adapt": [...], "encode": [...]}), its vocabulary and the ids of the texts
-to encode written to OUT as JSON.
+to encode written to OUT as JSON; several pairs in one process, which imports TensorFlow once.
 
-    python tests/scripts/keras_vocabulary.py IN OUT
+    python tests/scripts/keras_vocabulary.py IN OUT [IN OUT ...]
 """
 
 import json
@@ -27,4 +27,6 @@ def main(source: str, out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    pairs = sys.argv[1:]
+    for i in range(0, len(pairs), 2):
+        main(*pairs[i : i + 2])
