@@ -26,7 +26,9 @@ def _train(params, texts, labels, classes, out):
     return clf, clf.save_pretrained(out)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+# the stacked BiGRU under -m slow: test_every_cell_and_shape_... checks two-layer bidirectional GRUs by default
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "stacked-bigru" else n
+                                  for n in sorted(MODELS)])
 def test_onnxruntime_matches_pytorch_on_the_whole_test_file(name, ag_news_mini, tmp_path):
     mode = PRESETS[name].text_mode if name in PRESETS else "title+description"
     train = ag_news_mini.train

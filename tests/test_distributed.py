@@ -95,7 +95,9 @@ def test_a_distributed_run_refuses_what_it_cannot_do():
 
 
 # -- exactness ----------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("cell, optimizer", [("lstm", "fast-adam"), ("gru", "adam")])
+# the default path by default; dense Adam's all-reduce (and the GRU) under -m slow
+@pytest.mark.parametrize("cell, optimizer", [("lstm", "fast-adam"),
+                                             pytest.param("gru", "adam", marks=pytest.mark.slow)])
 def test_two_processes_train_the_weights_of_one_with_the_whole_batch(ag_news_mini, tmp_path, cell, optimizer):
     rows = 20 * ROWS_PER_STEP  # 20 steps
     out = tmp_path / "weights"

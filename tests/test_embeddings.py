@@ -3,14 +3,13 @@ reported, vectors aligned to the right words, frozen or fine-tuned."""
 
 import json
 import logging
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
 from textrnn import TextClassifier, TextrnnError, load_dataset
+from textrnn.cli import main
 from textrnn.text.embeddings import align, load_vectors, save_vectors, train_word2vec
 
 
@@ -80,16 +79,15 @@ def test_word2vec_trains_saves_and_initialises(sst2, tmp_path):
     assert coverage["words_found"] == 1 and coverage["vocabulary_words"] == 2
 
 
-def test_cli_embeddings_train_then_train_with_them(data_root, tmp_path):
+def test_cli_embeddings_train_then_train_with_them(data_root, tmp_path, capsys):
     vectors = tmp_path / "sst2.bin"
-    subprocess.run([sys.executable, "-m", "textrnn", "-q", "embeddings", "train", "--dataset", "sst2", "--data-dir",
-                    str(data_root / "sst2"), "--dim", "16", "--epochs", "2", "--save", str(vectors)], check=True)
-    result = subprocess.run([sys.executable, "-m", "textrnn", "-q", "train", "--dataset", "sst2", "--data-dir",
-                             str(data_root / "sst2"), "--limit", "1500", "--embeddings", str(vectors),
-                             "--hidden-size", "8", "--epochs", "1", "--no-checkpoints", "--out", str(tmp_path / "m")],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert "vocabulary words have vectors (100.0%)" in result.stdout  # trained on these very texts
+    assert main(["-q", "embeddings", "train", "--dataset", "sst2", "--data-dir", str(data_root / "sst2"), "--dim",
+                 "16", "--epochs", "2", "--save", str(vectors)]) == 0
+    capsys.readouterr()
+    assert main(["-q", "train", "--dataset", "sst2", "--data-dir", str(data_root / "sst2"), "--limit", "1500",
+                 "--embeddings", str(vectors), "--hidden-size", "8", "--epochs", "1", "--no-checkpoints",
+                 "--out", str(tmp_path / "m")]) == 0
+    assert "vocabulary words have vectors (100.0%)" in capsys.readouterr().out  # trained on these very texts
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["model"]["embedding_dim"] == 16
     run = json.loads((tmp_path / "m" / "trainer_state.json").read_text())["run"]
@@ -134,11 +132,10 @@ def test_resume_with_pretrained_vectors_restores_them(sst2, tmp_path, monkeypatc
     assert resumed.embedding_coverage_ == whole.embedding_coverage_  # still reported, from the run's record
 
 
-def test_cli_coverage_names_the_words_without_vectors(data_root):
-    result = subprocess.run([sys.executable, "-m", "textrnn", "embeddings", "coverage", "glove-6b-50d", "--dataset",
-                             "sst2", "--data-dir", str(data_root / "sst2"), "--missing", "3"],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert "13,306 of 14,722 vocabulary words have vectors (90.4%), covering 98.4% of training tokens" in result.stdout
+def test_cli_coverage_names_the_words_without_vectors(data_root, capsys):
+    assert main(["embeddings", "coverage", "glove-6b-50d", "--dataset", "sst2", "--data-dir", str(data_root / "sst2"),
+                 "--missing", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "13,306 of 14,722 vocabulary words have vectors (90.4%), covering 98.4% of training tokens" in out
     # the Keras standardization deletes hyphens, making words GloVe never saw
-    assert "most frequent words without a vector: writerdirector, comingofage, oldfashioned" in result.stdout
+    assert "most frequent words without a vector: writerdirector, comingofage, oldfashioned" in out

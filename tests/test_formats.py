@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from textrnn import DataError, TextClassifier, TextrnnError, load_dataset, load_files
+from textrnn.cli import main
 from textrnn.data.files import read_labelled
 
 
@@ -134,33 +135,29 @@ def test_truncation_keeps_head_tail_or_both():
     assert truncate(seq, 20, "both").tolist() == list(range(10))
 
 
-def test_cli_trains_on_sst2_and_reports_unseen_labels(data_root, tmp_path):
+def test_cli_trains_on_sst2_and_reports_unseen_labels(data_root, tmp_path, capsys):
     out = tmp_path / "sst2-model"
-    train = subprocess.run([sys.executable, "-m", "textrnn", "-q", "train", "--dataset", "sst2", "--data-dir",
-                            str(data_root / "sst2"), "--epochs", "2", "--out", str(out)],
-                           capture_output=True, text=True)
-    assert train.returncode == 0, train.stderr
-    accuracy = float(train.stdout.split("validation accuracy ")[1].split(")")[0])
-    assert accuracy > 0.65  # dev accuracy, chance 0.51; measured about 0.74
+    assert main(["-q", "train", "--dataset", "sst2", "--data-dir", str(data_root / "sst2"), "--epochs", "2",
+                 "--adversarial", "0", "--out", str(out)]) == 0
+    accuracy = float(capsys.readouterr().out.split("validation accuracy ")[1].split(")")[0])
+    assert accuracy > 0.65  # dev accuracy, chance 0.51; measured about 0.77
     odd = tmp_path / "odd.csv"
     odd.write_text("label,text\npositive,a joy to watch\nneutral,it exists\nneutral,fine i guess\n")
-    result = subprocess.run([sys.executable, "-m", "textrnn", "evaluate", str(out), "--test", str(odd), "--json"],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    metrics = json.loads(result.stdout)
+    assert main(["evaluate", str(out), "--test", str(odd), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
     assert metrics["unseen_labels"] == {"neutral": 2} and metrics["n"] == 1
 
 
-def test_evaluate_defaults_to_the_runs_own_test_file(data_root, tmp_path):
+def test_evaluate_defaults_to_the_runs_own_test_file(data_root, tmp_path, capsys, monkeypatch):
     sst2 = data_root / "sst2"
     out = tmp_path / "model"
-    subprocess.run([sys.executable, "-m", "textrnn", "-q", "train", "--train", str(sst2 / "train.csv.gz"),
-                    "--test", str(sst2 / "test.csv.gz"), "--val-split", "0.1", "--limit", "1000", "--epochs", "1",
-                    "--hidden-size", "8", "--no-checkpoints", "--out", str(out)], check=True, capture_output=True)
-    result = subprocess.run([sys.executable, "-m", "textrnn", "evaluate", str(out), "--json"],
-                            capture_output=True, text=True, cwd=tmp_path)  # elsewhere: the recorded path is absolute
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["n"] == 1821  # sst2's test split
+    assert main(["-q", "train", "--train", str(sst2 / "train.csv.gz"), "--test", str(sst2 / "test.csv.gz"),
+                 "--val-split", "0.1", "--limit", "1000", "--epochs", "1", "--hidden-size", "8", "--no-checkpoints",
+                 "--out", str(out)]) == 0
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path)  # elsewhere: the recorded path is absolute
+    assert main(["evaluate", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 1821  # sst2's test split
 
 
 BAD_INPUTS = {

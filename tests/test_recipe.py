@@ -4,13 +4,11 @@ stopping on validation held out of the training rows),
 while the lesson's presets keep the lesson's settings."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from textrnn import TextClassifier, load_dataset
-from textrnn.cli import build_parser
+from textrnn.cli import build_parser, main
 from textrnn.cli.flags import classifier_params
 from textrnn.cli.train import recipe_params
 from textrnn.errors import TextrnnError
@@ -56,13 +54,11 @@ def test_the_presets_keep_the_lessons_settings():
     assert all(p.params["embeddings"] is None for p in PRESETS.values())
 
 
-def test_train_with_only_a_training_file_uses_the_recipe(data_root, tmp_path):
+def test_train_with_only_a_training_file_uses_the_recipe(data_root, tmp_path, capsys):
     out = tmp_path / "model"
-    run = subprocess.run([sys.executable, "-m", "textrnn", "train", "--train", str(data_root / "sst2" / "train.csv.gz"),
-                          "--limit", "2000", "--hidden-size", "16", "--no-checkpoints", "--out", str(out)],
-                         capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert "validating on 692 (held out of the training rows: 10%, stratified)" in run.stderr  # of all 6,920
+    assert main(["-q", "train", "--train", str(data_root / "sst2" / "train.csv.gz"), "--limit", "2000",
+                 "--hidden-size", "16", "--no-checkpoints", "--out", str(out)]) == 0
+    assert "validating on 692 (held out of the training rows: 10%, stratified)" in capsys.readouterr().err  # of 6,920
     record = json.loads((out / "trainer_state.json").read_text())
     params = record["run"]["params"]
     assert (params["lr"], params["lr_schedule"], params["early_stopping"], params["max_len"]) == \
