@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from textrnn import TextClassifier, TextrnnError
 from textrnn.training.checkpoints import Checkpointer, read_checkpoint
 
-SMALL_RUN = ["--limit", "1500", "--cell", "gru", "--embedding-dim", "32", "--hidden-size", "16", "--epochs", "3",
+SMALL_RUN = ["--limit", "1000", "--cell", "gru", "--embedding-dim", "32", "--hidden-size", "16", "--epochs", "3",
              "--batch-size", "16", "--checkpoint-every", "10", "--dropout", "0.1", "--lr-schedule", "linear",
              "--weight-decay", "0.01"]
 
@@ -60,7 +60,7 @@ def kill_and_resume(data_root, tmp_path, *flags):
     subprocess.run(_train_cli(data_root, whole, *flags), check=True, capture_output=True)
 
     seed = random.randrange(1 << 30)
-    target = random.Random(seed).randrange(20, 200)  # 3 epochs of 94 steps: kill well before the end
+    target = random.Random(seed).randrange(20, 120)  # 3 epochs of 57 steps: kill well before the end
     proc = subprocess.Popen(_train_cli(data_root, killed, *flags), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     checkpoints = killed / "checkpoints"
@@ -91,8 +91,8 @@ def kill_and_resume(data_root, tmp_path, *flags):
 def test_ctrl_c_checkpoints_and_a_damaged_newest_checkpoint_falls_back(data_root, tmp_path):
     whole, stopped = tmp_path / "whole", tmp_path / "stopped"
     subprocess.run(_train_cli(data_root, whole), check=True, capture_output=True)
-    # a finished run keeps its last: 3 epochs of 85 batches (1,350 rows: 10 % of 1,500 are held out for validation)
-    assert [p.name for p in (whole / "checkpoints").iterdir()] == ["step-00000255"]
+    # a finished run keeps its last: 3 epochs of 57 batches (900 rows: 10 % of 1,000 are held out for validation)
+    assert [p.name for p in (whole / "checkpoints").iterdir()] == ["step-00000171"]
 
     proc = subprocess.Popen(_train_cli(data_root, stopped), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
