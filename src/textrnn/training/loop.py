@@ -253,7 +253,6 @@ def train_epoch(loop: Loop, train: TokenizedCorpus, labels: torch.Tensor, rng: n
     step_schedule = scheduler is not None and not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
     clip_here = config.clip_norm is not None and not isinstance(optimizer, FastAdam)  # FastAdam clips itself
     world = loop.world
-    loss_fn = nn.CrossEntropyLoss()
     rng.bit_generator.state = p.epoch_rng  # a resumed epoch draws the same batches again
     model.train()
     totals = distributed.Totals(device) if world.distributed else None
@@ -283,7 +282,7 @@ def train_epoch(loop: Loop, train: TokenizedCorpus, labels: torch.Tensor, rng: n
         if config.adversarial:
             objective = loss + moved_loss  # what the step descends; `loss` alone is reported
         else:
-            loss = objective = loss_fn(logits.float(), target)
+            loss = objective = nn.functional.cross_entropy(logits.float(), target)
         if totals is not None:
             objective = objective * (distributed.loss_weight(n, global_rows, world) if n else 0.0)
         optimizer.zero_grad(set_to_none=True)
