@@ -66,7 +66,8 @@ def main() -> None:
             lm_dir = lm.save_pretrained(Path(tmp) / f"{name}-lm")
             lm_seconds = time.perf_counter() - start
             ppl = min(h["val_perplexity"] for h in lm.history_)
-            print(f"{name}: language model {lm_seconds:.0f} s, validation perplexity {ppl:.1f}", flush=True)
+            per_epoch = " / ".join(f"{h['val_perplexity']:.1f}" for h in lm.history_)
+            print(f"{name}: language model {lm_seconds:.0f} s, validation perplexity by epoch {per_epoch}", flush=True)
             scores = {"scratch": [], "LM-initialised": []}
             for seed in range(args.seeds):
                 for arm in scores:

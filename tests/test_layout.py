@@ -1,5 +1,6 @@
 """The package's layers hold (import-linter), and a deliberate upward import is caught."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -52,3 +53,21 @@ def test_a_bad_training_file_is_reported_before_torch_and_scikit_learn_are_impor
     loaded = subprocess.run([sys.executable, "-c", "import textrnn; print(textrnn.TextClassifier.__name__)"],
                             capture_output=True, text=True, timeout=60)
     assert loaded.stdout.strip() == "TextClassifier", loaded.stderr
+
+
+def test_every_verb_that_reads_a_model_directory_checks_it_before_importing_torch(tmp_path, data_root):
+    # "no model directory" in a fraction of a second, not after 3-4 s of imports; one process for all the verbs
+    missing, empty = tmp_path / "missing", tmp_path / "empty"
+    empty.mkdir()
+    verbs = [["evaluate", "{}"], ["predict", "{}", "a text"], ["explain", "{}", "a text"], ["generate", "{}"],
+             ["lm", "evaluate", "{}"], ["export", "{}"], ["serve", "{}"], ["summary", "{}"],
+             ["train", "--train", str(data_root / "sst2" / "train.csv.gz"), "--init-from", "{}"]]
+    program = ("import json, sys\nfrom textrnn.cli import main\nverbs, directory = json.loads(sys.argv[1]), sys.argv[2]\n"
+               "for verb in verbs:\n    status = main([a.replace('{}', directory) for a in verb])\n"
+               "    print(status, 'torch' in sys.modules, flush=True)\n")
+    for directory, message in ((missing, f"no model directory at {missing}"),
+                               (empty, f"{empty} is not a textrnn model: config.json is missing")):
+        result = subprocess.run([sys.executable, "-c", program, json.dumps(verbs), str(directory)],
+                                capture_output=True, text=True, timeout=120)
+        assert result.stdout.splitlines() == ["2 False"] * len(verbs), result.stdout + result.stderr
+        assert result.stderr.count(message) == len(verbs), result.stderr

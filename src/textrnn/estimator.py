@@ -274,7 +274,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     def _language_model_config(self) -> dict:
         """The `init_from` language model's config.json "model" (JSON only), checked to fit a classifier."""
-        from .pretrained import read_configs
+        from .model_files import read_configs
 
         config, _ = read_configs(self.init_from)
         if config.get("architecture") != "RNNLanguageModel":

@@ -1,10 +1,4 @@
-"""Model directories: what `save_pretrained` writes and `from_pretrained` reads.
-
-    config.json          what rebuilds the network: format, architecture, shapes, labels, the tokenizer's kind
-    model.safetensors    the weights (never a pickle)
-    tokenizer.json       the vocabulary and standardization, as a Hugging Face `tokenizers` file
-    trainer_state.json   how it was trained: every hyperparameter, the per-epoch history, the run record
-                         (versions, data checksums, where the data came from)
+"""Model directories: what `save_pretrained` writes and `from_pretrained` reads (the files: model_files.py).
 
 A directory with config.json, model.safetensors and tokenizer.json alone is a complete model; trainer_state.json
 is its history. Directories written by textrnn 0.1 (format 1: one config.json holding everything, weights under
@@ -29,17 +23,14 @@ import torch
 
 from .errors import TextrnnError
 from .data.batching import TRUNCATION
+from .model_files import (CONFIG_FILE, FORMAT_VERSION, TOKENIZER_FILE, TRAINER_STATE_FILE, WEIGHTS_FILE,
+                          read_configs)
 from .models import ModelConfig, RNNClassifier
 from .models.language_model import LMConfig, RNNLanguageModel
 from .text import TOKENIZERS, Vectorizer, load_vectorizer
 from .training import CHECKPOINTS_DIR, resolve_device
 from .version import __version__
 
-FORMAT_VERSION = 2  # 1: textrnn 0.1's single config.json; 2: config.json + trainer_state.json
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-TOKENIZER_FILE = "tokenizer.json"
-TRAINER_STATE_FILE = "trainer_state.json"
 ARCHITECTURES = {RNNClassifier.architecture: RNNClassifier}
 # format 1 kept the network's stages at the top level; format 2 groups them as encoder and head
 LEGACY_WEIGHT_PREFIXES = {"embedding.": "encoder.embedding.", "rnn.": "encoder.rnn.", "classifier.": "head."}
@@ -156,53 +147,6 @@ def _write_json(path: Path, value: dict) -> None:
 
 
 # -- loading ------------------------------------------------------------------------------------------------------
-def _read_json(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TextrnnError(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise TextrnnError(f"{path} is not a textrnn file: it holds a {type(value).__name__}, not an object")
-    return value
-
-
-def read_configs(directory: str | os.PathLike) -> tuple[dict, dict | None]:
-    """(config, trainer_state) of a model directory in today's format, whatever format it was written in;
-    trainer_state is None when none was recorded. Reads JSON only."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise TextrnnError(f"no model directory at {directory}")
-    if not (directory / CONFIG_FILE).is_file():
-        raise TextrnnError(f"{directory} is not a textrnn model: {CONFIG_FILE} is missing")
-    config = _read_json(directory / CONFIG_FILE)
-    version = config.get("format", 1)
-    if version == 1:
-        return _upgrade_format_1(config, directory)
-    if version != FORMAT_VERSION:
-        raise TextrnnError(f"{directory / CONFIG_FILE} has format {version!r}; this textrnn ({__version__}) reads "
-                           f"formats 1 and {FORMAT_VERSION}: upgrade textrnn to load it")
-    state_path = directory / TRAINER_STATE_FILE
-    trainer_state = _read_json(state_path) if state_path.is_file() else None
-    return config, trainer_state
-
-
-def _upgrade_format_1(old: dict, directory: Path) -> tuple[dict, dict]:
-    try:
-        params = old["params"]
-        config = {"format": 1, "textrnn_version": old.get("textrnn_version"), "architecture": "RNNClassifier",
-                  "model": old["model"], "labels": old["labels"],
-                  "tokenizer": {"type": old["vectorizer"].get("type", "word"),
-                                "max_tokens": old["vectorizer"]["max_tokens"], "max_len": params.get("max_len"),
-                                "truncate": params.get("truncate", "head"), "file": TOKENIZER_FILE}}
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise TextrnnError(f"{directory / CONFIG_FILE} is not a valid textrnn config: missing {exc}") from None
-    run = old.get("run") or {"metadata": old.get("metadata", {})}
-    coverage = run.get("metadata", {}).get("embedding_coverage")  # 0.1 kept it among the metadata
-    if coverage and "embedding_coverage" not in run:
-        run = {**run, "embedding_coverage": coverage}
-    return config, {"params": params, "history": old.get("history", []), "run": run}
-
-
 def load_model_directory(directory: str | os.PathLike, device: str = "auto") -> ModelDirectory:
     """Read a model directory (JSON and safetensors only) onto `device`."""
 

@@ -45,7 +45,7 @@ def run_metadata(path: str) -> dict:
     from pathlib import Path
 
     from ..errors import TextrnnError
-    from ..pretrained import CONFIG_FILE, read_configs
+    from ..model_files import CONFIG_FILE, read_configs
 
     if (Path(path) / CONFIG_FILE).is_file():
         try:
@@ -57,9 +57,9 @@ def run_metadata(path: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    clf = load_classifier(args)
     from ..evaluation import evaluate, format_metrics, write_report
 
-    clf = load_classifier(args)
     metadata = run_metadata(args.model)
     source = None if given_data_flags(args) else recorded_test_source(metadata, args.data_dir)
     dataset = (source or data_source(args, training=False)).load()

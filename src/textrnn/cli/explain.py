@@ -32,6 +32,9 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..model_files import check_model_directory
+
+    check_model_directory(args.model)  # before torch and Captum are imported
     from ..estimator import TextClassifier
     from ..evaluation.highlight import ansi, headline, html_page, plain, top_tokens
 

@@ -18,9 +18,12 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..errors import TextrnnError
+    from ..model_files import check_model_directory
+
+    check_model_directory(args.model)  # before torch and onnx are imported
     from ..deploy.export import export_onnx
     from ..deploy.runtime import ONNX_SUBDIR
-    from ..errors import TextrnnError
 
     try:
         import onnx  # noqa: F401

@@ -127,6 +127,9 @@ def load_classifier(args: argparse.Namespace):
         from ..errors import TextrnnError
 
         raise TextrnnError("--int8 goes with --runtime onnx")
+    from ..model_files import check_model_directory
+
+    check_model_directory(args.model)  # a wrong path is reported at once, not after importing torch
     from ..estimator import TextClassifier
 
     return TextClassifier.from_pretrained(args.model)

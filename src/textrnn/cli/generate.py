@@ -24,6 +24,9 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import TextrnnError
+    from ..model_files import check_model_directory
+
+    check_model_directory(args.model)  # before torch is imported
     from ..lm import TextGenerator
 
     if args.count < 1:

@@ -169,6 +169,9 @@ def _saved(lm, out: Path) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from ..model_files import check_model_directory
+
+    check_model_directory(args.model)  # before torch is imported
     from ..lm import LanguageModel
 
     lm = LanguageModel.from_pretrained(args.model)

@@ -95,6 +95,11 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.runtime == "torch":
+        from ..model_files import check_model_directory
+
+        for path in args.models:  # each one, before seconds of imports
+            check_model_directory(path)
     try:
         import fastapi  # noqa: F401
         import prometheus_client  # noqa: F401

@@ -17,6 +17,10 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.model:
+        from ..model_files import check_model_directory
+
+        check_model_directory(args.model)  # before torch is imported
     from ..estimator import TextClassifier
     from ..models import summary
 

@@ -91,6 +91,10 @@ def run(args: argparse.Namespace) -> int:
     if (status := relaunch(args, args.nproc, out)) is not None:
         return status
     params, preset = recipe_params(args)
+    if params.get("init_from"):
+        from ..model_files import check_model_directory
+
+        check_model_directory(params["init_from"])  # before the data is read, and before torch is imported
     if args.val_split is None and not preset:  # early stopping chooses the epoch: never on the test split
         args.val_split = DEFAULT_VAL_SPLIT
     source = data_source(args)
@@ -137,7 +141,7 @@ def fine_tuning(params: dict) -> None:
     """ULMFiT's recipe (estimator.FINE_TUNING) for whatever the flags left unset, the language model's tokenizer,
     and epochs enough to unfreeze every layer."""
     from ..estimator import FINE_TUNING
-    from ..pretrained import read_configs
+    from ..model_files import read_configs
 
     config, _ = read_configs(params["init_from"])
     for name, value in FINE_TUNING.items():

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import TextrnnError
 from ..models import CELL_NAMES
-from ..pretrained import read_configs
+from ..model_files import read_configs
 from .metrics import METRICS_FILE
 
 
