@@ -55,7 +55,7 @@ def test_a_bad_training_file_is_reported_before_torch_and_scikit_learn_are_impor
     assert loaded.stdout.strip() == "TextClassifier", loaded.stderr
 
 
-def test_every_verb_that_reads_a_model_directory_checks_it_before_importing_torch(tmp_path, data_root):
+def test_every_verb_checks_its_model_directory_or_data_before_importing_torch(tmp_path, data_root):
     # "no model directory" in a fraction of a second, not after 3-4 s of imports; one process for all the verbs
     missing, empty = tmp_path / "missing", tmp_path / "empty"
     empty.mkdir()
@@ -71,3 +71,9 @@ def test_every_verb_that_reads_a_model_directory_checks_it_before_importing_torc
                                 capture_output=True, text=True, timeout=120)
         assert result.stdout.splitlines() == ["2 False"] * len(verbs), result.stdout + result.stderr
         assert result.stderr.count(message) == len(verbs), result.stderr
+    # and the verbs that read training texts, before torch and Optuna
+    verbs = [["lm", "train", "--corpus", "{}"], ["tune", "--train", "{}"]]
+    result = subprocess.run([sys.executable, "-c", program, json.dumps(verbs), str(missing)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.stdout.splitlines() == ["2 False"] * len(verbs), result.stdout + result.stderr
+    assert result.stderr.count(f"{missing}") == len(verbs), result.stderr

@@ -111,10 +111,10 @@ def texts_of(origin: dict, val_split: float, seed: int) -> tuple[list[str], list
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..lm import LanguageModel
-    from ..training import CHECKPOINTS_DIR, Checkpointer
-
     if args.resume:
+        from ..lm import LanguageModel
+        from ..training import CHECKPOINTS_DIR, Checkpointer
+
         directory = Path(args.resume)
         checkpoint = Checkpointer(directory / CHECKPOINTS_DIR).latest()
         if checkpoint is None:
@@ -138,6 +138,10 @@ def run_train(args: argparse.Namespace) -> int:
     name, _, _, origin = corpus_texts(args, "train")
     val_split = args.val_split or DEFAULT_VAL_SPLIT
     texts, validation = texts_of(origin, val_split, args.seed)
+    # torch only now, so that a missing or empty corpus is reported without waiting for it
+    from ..lm import LanguageModel
+    from ..training import CHECKPOINTS_DIR
+
     max_tokens = args.max_tokens or (200 if args.tokenizer == "char" else 20_000)
     lm = LanguageModel(cell=args.cell, embedding_dim=args.embedding_dim, hidden_size=args.hidden_size,
                        layers=args.layers, tie_weights=args.tie_weights,

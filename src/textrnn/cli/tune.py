@@ -37,18 +37,20 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import tuning
     from ..data.files import stratified_split
-    from ..training import kept_epoch
 
     if args.trials < 1 or args.epochs < 1 or args.patience < 1:
         raise TextrnnError("--trials, --epochs and --patience must be at least 1")
+    seed = args.seed or 0
+    dataset = data_source(args).load()
+    # Optuna and torch only now, so that a bad data flag is reported without waiting for them
+    from .. import tuning
+    from ..training import kept_epoch
+
     space = tuning.SearchSpace.from_file(args.space) if args.space else tuning.SearchSpace()
     out = Path(args.out or DEFAULT_OUT)
     out.mkdir(parents=True, exist_ok=True)
     storage = args.storage or f"sqlite:///{(out / tuning.STUDY_FILE).resolve()}"
-    seed = args.seed or 0
-    dataset = data_source(args).load()
     text = args.text or dataset.text
     train, validation = dataset.train, dataset.validation
     if validation is None:  # never choose on the test split
