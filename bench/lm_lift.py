@@ -3,6 +3,7 @@ same classifier size and epochs, side by side, over seeds.
 
     python bench/lm_lift.py --datasets sst2 ag_news_mini        # about 15 minutes on 2 cores
     python bench/lm_lift.py                                     # imdb too: hours on 2 cores
+    python bench/lm_lift.py --datasets imdb --lm-dir lms --set adversarial=0.5   # reuse lms/imdb-lm if there
 
 For each dataset a word-level language model (one LSTM layer of 256 units, 128-d embedding, adaptive softmax,
 AWD-LSTM's dropouts) is trained once on the training texts only (never a test text; 5 % of them held out for
@@ -10,12 +11,16 @@ its validation perplexity). Then, for each seed, two classifiers of the same sha
 concat pooling) train for the same epochs with ULMFiT's fine-tuning recipe (slanted triangular rates,
 discriminative rates, gradual unfreezing, dense Adam): one from random weights, one from the language model.
 Each keeps the epoch with the best validation accuracy (sst2: its dev split; the others: a stratified 10 % of
-the training file), and is scored once on the test split. Reported: test accuracy, mean +- sd over seeds.
+the training file), and is scored once on the test split. Reported: test accuracy, mean +- sd over seeds, and
+the validation accuracy a change is to be judged by. `--lm-dir` keeps the language models (and reuses one found
+there, so that changes to the classifiers can be screened without training it again); `--set` changes a
+setting of both classifiers.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
@@ -50,44 +55,67 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--lm-epochs", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=6, help="classifier epochs (the best on validation is kept)")
+    parser.add_argument("--lm-dir", help="keep the language models here as NAME-lm, reusing one already there "
+                        "(default: a temporary directory)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="change one TextClassifier setting of both arms (JSON values: 0.5, true, null)")
+    parser.add_argument("--arms", nargs="+", default=["scratch", "LM-initialised"],
+                        choices=["scratch", "LM-initialised"], help="the arms to train (default: both)")
     args = parser.parse_args()
+    changes = {name: json.loads(value) for name, value in (item.split("=", 1) for item in args.set)}
     from textrnn import TextClassifier
     from textrnn.data.corpus import hold_out
     from textrnn.estimator import FINE_TUNING
     from textrnn.lm import LanguageModel
 
+    if changes:
+        print(f"both classifiers with {json.dumps(changes)}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.datasets:
             train, val, test = load(name)
+            lm_dir = Path(args.lm_dir or tmp) / f"{name}-lm"
             start = time.perf_counter()
-            lm = LanguageModel(layers=1, hidden_size=256, embedding_dim=128, tie_weights=False, epochs=args.lm_epochs,
-                               progress=False).fit(*hold_out(train[0], 0.05))
-            lm_dir = lm.save_pretrained(Path(tmp) / f"{name}-lm")
-            lm_seconds = time.perf_counter() - start
+            if lm_dir.is_dir():
+                lm = LanguageModel.from_pretrained(lm_dir)
+                where = f"read from {lm_dir}"
+            else:
+                lm = LanguageModel(layers=1, hidden_size=256, embedding_dim=128, tie_weights=False,
+                                   epochs=args.lm_epochs, progress=False).fit(*hold_out(train[0], 0.05))
+                lm.save_pretrained(lm_dir)
+                where = f"{time.perf_counter() - start:.0f} s"
             ppl = min(h["val_perplexity"] for h in lm.history_)
             per_epoch = " / ".join(f"{h['val_perplexity']:.1f}" for h in lm.history_)
-            print(f"{name}: language model {lm_seconds:.0f} s, validation perplexity by epoch {per_epoch}", flush=True)
-            scores = {"scratch": [], "LM-initialised": []}
+            print(f"{name}: language model {where}, validation perplexity by epoch {per_epoch}", flush=True)
+            scores = {arm: [] for arm in args.arms}
+            validation = {arm: [] for arm in args.arms}
             for seed in range(args.seeds):
                 for arm in scores:
                     common = dict(FINE_TUNING, cell="lstm", embedding_dim=128, hidden_size=256, layers=1,
                                   bidirectional=False, epochs=args.epochs, early_stopping=args.epochs, seed=seed,
-                                  max_len=SETTINGS[name]["max_len"], progress=False)
+                                  max_len=SETTINGS[name]["max_len"], progress=False, **changes)
                     if arm == "LM-initialised":
                         common["init_from"] = lm_dir
                     clf = TextClassifier(**common).fit(*train, validation_data=val)
+                    kept = next(h for h in clf.history_ if h.best)
                     scores[arm].append(clf.score(*test))
-                    print(f"  seed {seed} {arm}: test {scores[arm][-1]:.4f} (epoch "
-                          f"{next(h.epoch for h in clf.history_ if h.best)})", flush=True)
-            rows.append((name, ppl, scores))
-    print("\n| dataset | LM val. perplexity | from scratch | LM-initialised | lift |\n| --- | --- | --- | --- | --- |")
-    for name, ppl, scores in rows:
-        def show(values):
-            return f"{statistics.mean(values):.4f} ± {statistics.stdev(values) if len(values) > 1 else 0:.4f}"
-        lift = 100 * (np.mean(scores["LM-initialised"]) - np.mean(scores["scratch"]))
-        print(f"| {name} | {ppl:.1f} | {show(scores['scratch'])} | {show(scores['LM-initialised'])} | "
-              f"{lift:+.2f} points |")
+                    validation[arm].append(kept.val_accuracy)
+                    print(f"  seed {seed} {arm}: test {scores[arm][-1]:.4f}, validation {kept.val_accuracy:.4f} "
+                          f"(epoch {kept.epoch})", flush=True)
+            rows.append((name, ppl, scores, validation))
+
+    def show(values):
+        if not values:
+            return "-"
+        return f"{statistics.mean(values):.4f} ± {statistics.stdev(values) if len(values) > 1 else 0:.4f}"
+
+    print("\n| dataset | LM val. perplexity | from scratch | LM-initialised | lift | validation: scratch / LM |\n"
+          "| --- | --- | --- | --- | --- | --- |")
+    for name, ppl, scores, validation in rows:
+        both = all(scores.get(arm) for arm in ("scratch", "LM-initialised"))
+        lift = f"{100 * (np.mean(scores['LM-initialised']) - np.mean(scores['scratch'])):+.2f} points" if both else "-"
+        print(f"| {name} | {ppl:.1f} | {show(scores.get('scratch'))} | {show(scores.get('LM-initialised'))} | "
+              f"{lift} | {show(validation.get('scratch'))} / {show(validation.get('LM-initialised'))} |")
 
 
 if __name__ == "__main__":
