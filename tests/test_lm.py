@@ -178,6 +178,10 @@ def test_init_from_copies_the_language_model_and_unfreezes_from_the_top(char_lm,
     assert torch.equal(two.model_.encoder.embedding.weight, lm.model_.embedding.weight)  # the embedding comes last
     assert all(p.requires_grad for p in two.model_.parameters())  # unfrozen again after the run
     assert two.run_record_["init_from"]["path"] == str(directory.resolve())
+    # "auto" adversarial training at the GloVe recipe's share of a row (0.2), in the language model's own units
+    rows = lm.model_.embedding.weight[2:].detach().double()
+    assert two.run_record_["adversarial"] == pytest.approx(0.2 * rows.pow(2).sum(dim=1).mean().sqrt().item(), abs=1e-4)
+    assert two.run_record_["adversarial"] > 0
 
 
 def test_init_from_refuses_another_tokenizer_or_a_classifier(char_lm, served_model_dir, data_root, capsys):

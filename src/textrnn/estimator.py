@@ -23,7 +23,8 @@ from .data import TokenizedCorpus, check_texts, encode_labels, fingerprint
 from .data.batching import TRUNCATION
 from .errors import TextrnnError
 from .models import ModelConfig, RNNClassifier, count_parameters, summary
-from .pretrained import TOKENIZER_FILE, load_model_directory, save_model_directory, versions
+from .pretrained import (TOKENIZER_FILE, embedding_row_norm, load_model_directory, save_model_directory,
+                         versions)
 from .text import DEFAULT_MAX_TOKENS, TOKENIZERS, load_vectorizer, make_vectorizer
 from .training import (Callback, Checkpointer, Checkpointing, EarlyStopping, EpochResult, GradualUnfreezing,
                        ProgressBar, TensorBoard, TrainConfig, evaluate_loss_accuracy, fit, predict_logits)
@@ -43,6 +44,9 @@ RUN_ONLY_PARAMS = ("device", "checkpoint_dir", "tensorboard_dir", "progress")
 QUICK = {"epochs": 3, "max_len": 200}
 # ULMFiT's fine-tuning recipe (Howard & Ruder 2018) for a classifier started from a language model: concat pooling,
 # slanted triangular rates, discriminative rates, gradual unfreezing, dense Adam (per-layer parameter groups)
+# "auto"'s adversarial distance from a language model's embedding, as a share of its rows' RMS length: the recipe's
+# 1.0 on GloVe 6B 50-d, whose 20,000 most frequent rows are 4.9 long, is 0.2 of a row
+ADVERSARIAL_SHARE_OF_ROW = 0.2
 FINE_TUNING = {"pooling": "concat", "lr_schedule": "slanted", "discriminative_lr": 2.6, "gradual_unfreezing": True,
                "optimizer": "adam", "lr": 1e-2}
 
@@ -88,8 +92,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         with its embedded tokens moved this L2 distance (over the whole text) the way that raises its loss most;
         0: off (the lesson's presets). The distance is in the embedding's own units, so it must suit their scale:
         "auto" (the default) is the recipe's 1.0 when the embedding starts from pretrained vectors (GloVe's rows
-        have norms of about 5) and 0 otherwise (a random start's rows are about 0.3 long, which 1.0 swamps: it
-        was measured to stop such models learning at all). A step costs about twice as much.
+        have norms of about 5), the same share (0.2) of the rows' RMS length when it starts from an `init_from`
+        language model, and 0 on a random start (its rows are about 0.3 long, which 1.0 swamps: it was measured
+        to stop such models learning at all). A step costs about twice as much.
     lr_schedule, warmup: "constant", "linear" (warm up over a `warmup` fraction of the steps, then decay to 0)
         or "plateau" (halve the rate when the monitored metric stalls for an epoch).
     early_stopping, monitor: stop after this many epochs without a better `monitor` ("val_accuracy" or
@@ -267,9 +272,14 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     def _adversarial(self) -> float:
         """The adversarial distance the run trains with: `adversarial`, or for "auto" the recipe's 1.0 when the
-        embedding starts from pretrained vectors (the scale it was measured at), else 0."""
+        embedding starts from pretrained vectors (the scale it was measured at), 0.2 of the rows' length when it
+        starts from a language model's, else 0."""
         if self.adversarial == "auto":
-            return 1.0 if self._embeddings_source() is not None else 0.0
+            if self._embeddings_source() is not None:
+                return 1.0
+            if self.init_from is not None:  # the same share of a row as on GloVe, for the LM's own scale
+                return round(ADVERSARIAL_SHARE_OF_ROW * embedding_row_norm(self.init_from), 4)
+            return 0.0
         return self.adversarial
 
     def _language_model_config(self) -> dict:
@@ -347,12 +357,12 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                 log.warning("too few texts of some class to hold out a stratified %.0f%% for validation: training "
                             "all %d epochs without early stopping", 100 * self.validation_fraction, self.epochs)
                 early_stopping = None
+        lm = self._language_model_config() if self.init_from is not None else None  # checked before any work
         train_config = self._train_config(early_stopping)
         record = self._run_record(texts, y, val_texts, val_y, names, dict(metadata or {}))
         record["adversarial"] = train_config.adversarial  # what "auto" came to
         if carved:
             record["data"]["validation"]["held_out_of_training"] = carved
-        lm = self._language_model_config() if self.init_from is not None else None  # checked before any work
 
         checkpointer, checkpoint = self._checkpointer(record), None
         if resume:

@@ -300,6 +300,19 @@ def _read_network(directory: Path, tokenizer: dict, architecture, config, rename
     return network, vectorizer
 
 
+def embedding_row_norm(directory: str | os.PathLike) -> float:
+    """The RMS length of the word rows (padding and out-of-vocabulary excluded) of a language model's embedding."""
+    from safetensors import safe_open
+
+    path = Path(directory) / WEIGHTS_FILE
+    try:
+        with safe_open(path, framework="pt") as weights:
+            rows = weights.get_tensor("embedding.weight")[2:].double()
+    except Exception as exc:  # safetensors raises its own types for a bad file or a missing tensor
+        raise TextrnnError(f"cannot read the embedding of {path}: {exc}") from None
+    return float(rows.pow(2).sum(dim=1).mean().sqrt())
+
+
 def read_safetensors_header(path: Path) -> dict[str, dict]:
     """The tensors a safetensors file says it holds (name -> dtype, shape, data_offsets), read from its header
     alone and checked against the file's size, so that nothing is allocated on its word."""
