@@ -44,11 +44,11 @@ RUN_ONLY_PARAMS = ("device", "checkpoint_dir", "tensorboard_dir", "progress")
 QUICK = {"epochs": 3, "max_len": 200}
 # ULMFiT's fine-tuning recipe (Howard & Ruder 2018) for a classifier started from a language model: concat pooling,
 # slanted triangular rates, discriminative rates, gradual unfreezing, dense Adam (per-layer parameter groups)
+FINE_TUNING = {"pooling": "concat", "lr_schedule": "slanted", "discriminative_lr": 2.6, "gradual_unfreezing": True,
+               "optimizer": "adam", "lr": 1e-2}
 # "auto"'s adversarial distance from a language model's embedding, as a share of its rows' RMS length: the recipe's
 # 1.0 on GloVe 6B 50-d, whose 20,000 most frequent rows are 4.9 long, is 0.2 of a row
 ADVERSARIAL_SHARE_OF_ROW = 0.2
-FINE_TUNING = {"pooling": "concat", "lr_schedule": "slanted", "discriminative_lr": 2.6, "gradual_unfreezing": True,
-               "optimizer": "adam", "lr": 1e-2}
 
 
 class TextClassifier(ClassifierMixin, BaseEstimator):

@@ -57,13 +57,12 @@ def read_configs(directory: str | os.PathLike) -> tuple[dict, dict | None]:
     return config, trainer_state
 
 
-def check_model_directory(directory: str | os.PathLike) -> tuple[dict, dict | None]:
+def check_model_directory(directory: str | os.PathLike) -> None:
     """read_configs, and the files a model cannot load without: the first check of every verb that reads one."""
-    config, trainer_state = read_configs(directory)
+    read_configs(directory)
     for name in (TOKENIZER_FILE, WEIGHTS_FILE):
         if not (Path(directory) / name).is_file():
             raise TextrnnError(f"{directory} is not a textrnn model: {name} is missing")
-    return config, trainer_state
 
 
 def _upgrade_format_1(old: dict, directory: Path) -> tuple[dict, dict]:
