@@ -95,11 +95,6 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.runtime == "torch":
-        from ..model_files import check_model_directory
-
-        for path in args.models:  # each one, before seconds of imports
-            check_model_directory(path)
     try:
         import fastapi  # noqa: F401
         import prometheus_client  # noqa: F401
@@ -107,6 +102,11 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         raise TextrnnError("serving needs FastAPI, uvicorn and prometheus-client: pip install 'textrnn[serve]'") \
             from None
+    if args.runtime == "torch":
+        from ..model_files import check_model_directory
+
+        for path in args.models:  # each one, before seconds of imports
+            check_model_directory(path)
     from ..serve import ServerSettings, create_app, load_served_model
 
     if args.name and len(args.name) != len(args.models):
