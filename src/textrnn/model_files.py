@@ -57,12 +57,14 @@ def read_configs(directory: str | os.PathLike) -> tuple[dict, dict | None]:
     return config, trainer_state
 
 
-def check_model_directory(directory: str | os.PathLike) -> None:
-    """read_configs, and the files a model cannot load without: the first check of every verb that reads one."""
-    read_configs(directory)
+def check_model_directory(directory: str | os.PathLike) -> tuple[dict, dict | None]:
+    """read_configs, once the files a model cannot load without are there: the first check of every verb (and
+    loader) that reads a model directory."""
+    configs = read_configs(directory)
     for name in (TOKENIZER_FILE, WEIGHTS_FILE):
         if not (Path(directory) / name).is_file():
             raise TextrnnError(f"{directory} is not a textrnn model: {name} is missing")
+    return configs
 
 
 def _upgrade_format_1(old: dict, directory: Path) -> tuple[dict, dict]:

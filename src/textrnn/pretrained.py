@@ -24,7 +24,7 @@ import torch
 from .errors import TextrnnError
 from .data.batching import TRUNCATION
 from .model_files import (CONFIG_FILE, FORMAT_VERSION, TOKENIZER_FILE, TRAINER_STATE_FILE, WEIGHTS_FILE,
-                          read_configs)
+                          check_model_directory)
 from .models import ModelConfig, RNNClassifier
 from .models.language_model import LMConfig, RNNLanguageModel
 from .text import TOKENIZERS, Vectorizer, load_vectorizer
@@ -151,9 +151,7 @@ def load_model_directory(directory: str | os.PathLike, device: str = "auto") -> 
     """Read a model directory (JSON and safetensors only) onto `device`."""
 
     directory = Path(directory)
-    config, trainer_state = read_configs(directory)
-    if not (directory / TOKENIZER_FILE).is_file():
-        raise TextrnnError(f"{directory} is not a textrnn model: {TOKENIZER_FILE} is missing")
+    config, trainer_state = check_model_directory(directory)
     architecture, model_config, labels, tokenizer = _check_config(config, directory / CONFIG_FILE)
     rename = _upgrade_weight_name if config.get("format") == 1 else (lambda name: name)
     model, vectorizer = _read_network(directory, tokenizer, architecture, model_config, rename)
@@ -243,7 +241,7 @@ def load_language_model_directory(directory: str | os.PathLike, device: str = "a
     """Read a language model's directory (JSON and safetensors only), every size checked before allocation."""
 
     directory = Path(directory)
-    config, trainer_state = read_configs(directory)
+    config, trainer_state = check_model_directory(directory)
     where = directory / CONFIG_FILE
 
     def bad(field: str, why: str) -> TextrnnError:
@@ -269,8 +267,6 @@ def load_language_model_directory(directory: str | os.PathLike, device: str = "a
     except (TextrnnError, TypeError) as exc:
         raise bad("model", f"is not valid: {exc}") from None
     tokenizer = _check_tokenizer(config, bad)
-    if not (directory / TOKENIZER_FILE).is_file():
-        raise TextrnnError(f"{directory} is not a textrnn model: {TOKENIZER_FILE} is missing")
     network, vectorizer = _read_network(directory, tokenizer, RNNLanguageModel, lm_config)
     return LanguageModelDirectory(network.to(resolve_device(device)).eval(), vectorizer, tokenizer, trainer_state)
 
