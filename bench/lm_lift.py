@@ -4,6 +4,7 @@ same classifier size and epochs, side by side, over seeds.
     python bench/lm_lift.py --datasets sst2 ag_news_mini        # about 15 minutes on 2 cores
     python bench/lm_lift.py                                     # imdb too: hours on 2 cores
     python bench/lm_lift.py --datasets imdb --lm-dir lms --set adversarial=0.5   # reuse lms/imdb-lm if there
+    python bench/lm_lift.py --datasets imdb --lm-dir lms --first-seed 1 --seeds 2   # seeds 1 and 2 only
 
 For each dataset a word-level language model (one LSTM layer of 256 units, 128-d embedding, adaptive softmax,
 AWD-LSTM's dropouts) is trained once on the training texts only (never a test text; 5 % of them held out for
@@ -52,7 +53,9 @@ def load(name: str):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3, help="how many seeds (default 3)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds run from this one up (default 0): a long run can be split over sessions")
     parser.add_argument("--lm-epochs", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=6, help="classifier epochs (the best on validation is kept)")
     parser.add_argument("--lm-dir", help="keep the language models here as NAME-lm, reusing one already there "
@@ -89,7 +92,7 @@ def main() -> None:
             print(f"{name}: language model {where}, validation perplexity by epoch {per_epoch}", flush=True)
             scores = {arm: [] for arm in args.arms}
             validation = {arm: [] for arm in args.arms}
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 for arm in scores:
                     common = dict(FINE_TUNING, cell="lstm", embedding_dim=128, hidden_size=256, layers=1,
                                   bidirectional=False, epochs=args.epochs, early_stopping=args.epochs, seed=seed,
