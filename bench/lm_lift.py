@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 # Per dataset: tokens kept per text, classifier epochs, and the language model's most epochs (it stops early when
-# its validation perplexity has not improved for 2). The small corpora train a language model in seconds an epoch
+# its validation perplexity has not improved for 2). The small corpora train a language model epoch in under a minute
 # and their LM-initialised classifiers were still improving at the last of 6 epochs in every seed (validation), so
 # they get 10 classifier epochs (both arms) and up to 20 LM epochs; IMDB's LM costs 7 minutes an epoch here.
 SETTINGS = {"sst2": {"max_len": None, "epochs": 10, "lm_epochs": 20},
@@ -86,14 +86,16 @@ def main() -> None:
         for name in args.datasets:
             train, val, test = load(name)
             lm_dir = Path(args.lm_dir or tmp) / f"{name}-lm"
+            settings = dict(SETTINGS[name])  # the flags, where given, over the dataset's own epochs
+            settings.update({"epochs": args.epochs} if args.epochs is not None else {})
+            settings.update({"lm_epochs": args.lm_epochs} if args.lm_epochs is not None else {})
             start = time.perf_counter()
             if lm_dir.is_dir():
                 lm = LanguageModel.from_pretrained(lm_dir)
                 where = f"read from {lm_dir}"
             else:
                 lm = LanguageModel(layers=1, hidden_size=256, embedding_dim=128, tie_weights=False,
-                                   epochs=args.lm_epochs or SETTINGS[name]["lm_epochs"],
-                                   progress=False).fit(*hold_out(train[0], 0.05))
+                                   epochs=settings["lm_epochs"], progress=False).fit(*hold_out(train[0], 0.05))
                 lm.save_pretrained(lm_dir)
                 where = f"{time.perf_counter() - start:.0f} s"
             ppl = min(h["val_perplexity"] for h in lm.history_)
@@ -101,12 +103,11 @@ def main() -> None:
             print(f"{name}: language model {where}, validation perplexity by epoch {per_epoch}", flush=True)
             scores = {arm: [] for arm in args.arms}
             validation = {arm: [] for arm in args.arms}
-            epochs = args.epochs or SETTINGS[name]["epochs"]
             for seed in range(args.first_seed, args.first_seed + args.seeds):
                 for arm in scores:
                     common = dict(FINE_TUNING, cell="lstm", embedding_dim=128, hidden_size=256, layers=1,
-                                  bidirectional=False, epochs=epochs, early_stopping=epochs, seed=seed,
-                                  max_len=SETTINGS[name]["max_len"], progress=False, **changes)
+                                  bidirectional=False, epochs=settings["epochs"], early_stopping=settings["epochs"],
+                                  seed=seed, max_len=settings["max_len"], progress=False, **changes)
                     if arm == "LM-initialised":
                         common["init_from"] = lm_dir
                     clf = TextClassifier(**common).fit(*train, validation_data=val)
