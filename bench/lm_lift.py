@@ -76,7 +76,7 @@ def main() -> None:
     changes = {name: json.loads(value) for name, value in (item.split("=", 1) for item in args.set)}
     from textrnn import TextClassifier
     from textrnn.data.corpus import hold_out
-    from textrnn.estimator import FINE_TUNING
+    from textrnn.classifier import FINE_TUNING
     from textrnn.lm import LanguageModel
 
     if changes:

@@ -77,3 +77,26 @@ def test_every_verb_checks_its_model_directory_or_data_before_importing_torch(tm
                             capture_output=True, text=True, timeout=120)
     assert result.stdout.splitlines() == ["2 False"] * len(verbs), result.stdout + result.stderr
     assert result.stderr.count(f"{missing}") == len(verbs), result.stderr
+
+
+def test_training_from_the_command_line_reaches_its_first_step_without_scikit_learn(tmp_path, data_root):
+    # scikit-learn's base classes import SciPy (about a second here); the command line trains with
+    # BaseTextClassifier, so its start-up is torch's import and textrnn's own work (bench/startup.py)
+    program = ("import sys\nfrom textrnn.training import loop\noriginal = loop.Loop.call\n"
+               "def call(self, hook, *args):\n"
+               "    if hook == 'on_step_end' and not hasattr(loop, 'seen'):\n"
+               "        loop.seen = sorted(m for m in ('torch', 'sklearn', 'scipy') if m in sys.modules)\n"
+               "        print('first step:', loop.seen, flush=True)\n"
+               "    return original(self, hook, *args)\n"
+               "loop.Loop.call = call\nfrom textrnn.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    result = subprocess.run([sys.executable, "-c", program, "-q", "train", "--data-dir",
+                             str(data_root / "ag_news_mini"), "--preset", "lesson-simple-titles", "--limit", "600",
+                             "--epochs", "1", "--no-checkpoints", "--out", str(tmp_path / "model")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "first step: ['torch']" in result.stdout, result.stdout + result.stderr
+    # the model it saved is the same kind of directory, and the scikit-learn estimator loads it
+    import textrnn
+
+    clf = textrnn.TextClassifier.from_pretrained(tmp_path / "model")
+    assert isinstance(clf, textrnn.TextClassifier) and clf.get_params()["cell"] == "rnn"

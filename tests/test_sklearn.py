@@ -67,3 +67,18 @@ def test_grid_search_on_sst2(sst2_slice):
     best = search.best_estimator_
     assert best.hidden_size == search.best_params_["hidden_size"] and best.classes_ == ["negative", "positive"]
     assert best.score(texts, labels) > 0.6
+
+
+def test_weighted_score_is_scikit_learns_weighted_accuracy(sst2_slice):
+    from sklearn.metrics import accuracy_score
+
+    texts, labels = sst2_slice
+    clf = TextClassifier(**SMALL).fit(texts[:600], labels[:600])
+    held_texts, held_labels = texts[600:], labels[600:]
+    predicted = clf.predict(held_texts)
+    weights = np.random.default_rng(0).uniform(0.0, 3.0, len(held_texts))
+    weighted = clf.score(held_texts, held_labels, sample_weight=weights)
+    assert weighted == pytest.approx(accuracy_score(list(held_labels), predicted, sample_weight=weights), abs=1e-12)
+    assert weighted != pytest.approx(clf.score(held_texts, held_labels), abs=1e-6)  # the weights do count
+    assert clf.score(held_texts, held_labels, sample_weight=np.ones(len(held_texts))) == pytest.approx(
+        clf.score(held_texts, held_labels), abs=1e-12)

@@ -35,10 +35,10 @@ def run(args: argparse.Namespace) -> int:
     from ..model_files import check_model_directory
 
     check_model_directory(args.model)  # before torch and Captum are imported
-    from ..estimator import TextClassifier
+    from ..classifier import BaseTextClassifier
     from ..evaluation.highlight import ansi, headline, html_page, plain, top_tokens
 
-    clf = TextClassifier.from_pretrained(args.model)
+    clf = BaseTextClassifier.from_pretrained(args.model)
     texts = read_texts(args)
     if not texts:
         raise TextrnnError("no texts to explain")

@@ -130,6 +130,6 @@ def load_classifier(args: argparse.Namespace):
     from ..model_files import check_model_directory
 
     check_model_directory(args.model)  # a wrong path is reported at once, not after importing torch
-    from ..estimator import TextClassifier
+    from ..classifier import BaseTextClassifier
 
-    return TextClassifier.from_pretrained(args.model)
+    return BaseTextClassifier.from_pretrained(args.model)

@@ -21,13 +21,13 @@ def run(args: argparse.Namespace) -> int:
         from ..model_files import check_model_directory
 
         check_model_directory(args.model)  # before torch is imported
-    from ..estimator import TextClassifier
+    from ..classifier import BaseTextClassifier
     from ..models import summary
 
     if args.model:
-        clf = TextClassifier.from_pretrained(args.model)
+        clf = BaseTextClassifier.from_pretrained(args.model)
         print(clf.summary(Path(args.model).name))
         return 0
     params, preset = classifier_params(args)
-    print(summary(TextClassifier(**params).build(args.num_classes), preset.name if preset else "textrnn"))
+    print(summary(BaseTextClassifier(**params).build(args.num_classes), preset.name if preset else "textrnn"))
     return 0

@@ -108,14 +108,15 @@ def run(args: argparse.Namespace) -> int:
         params["init_from"] = str(pretrain(args, params, dataset.train.texts(text), out))
     if params.get("init_from"):
         fine_tuning(params)
-    # torch and scikit-learn only now, so that a bad file or flag is reported without waiting for them
-    from ..estimator import TextClassifier
+    # torch only now, so that a bad file or flag is reported without waiting for it (and never scikit-learn: the
+    # base class trains without it; the Python API's TextClassifier adds it for its estimator protocol)
+    from ..classifier import BaseTextClassifier
     from ..training import CHECKPOINTS_DIR
 
-    clf = TextClassifier(**params, progress=not args.quiet and main_process(),
-                         checkpoint_dir=None if args.no_checkpoints else out / CHECKPOINTS_DIR,
-                         checkpoint_every=args.checkpoint_every or DEFAULT_CHECKPOINT_EVERY,
-                         tensorboard_dir=out / TENSORBOARD_DIR if args.tensorboard else None)
+    clf = BaseTextClassifier(**params, progress=not args.quiet and main_process(),
+                             checkpoint_dir=None if args.no_checkpoints else out / CHECKPOINTS_DIR,
+                             checkpoint_every=args.checkpoint_every or DEFAULT_CHECKPOINT_EVERY,
+                             tensorboard_dir=out / TENSORBOARD_DIR if args.tensorboard else None)
     metadata = {"dataset": dataset.name, "text": text, "preset": preset.name if preset else None,
                 "source": source.to_dict()}
     # The lesson adapts its vocabulary on titles; other data has no titles, so it adapts on what it reads.
@@ -131,16 +132,16 @@ def recipe_params(args: argparse.Namespace) -> tuple[dict, object]:
         if preset or params.get("init_from") or args.pretrain:
             raise TextrnnError("--quick shortens textrnn's own recipe; a preset and --init-from/--pretrain have "
                                "their own settings")
-        from ..estimator import QUICK
+        from ..classifier import QUICK
 
         params = {**QUICK, **params}
     return params, preset
 
 
 def fine_tuning(params: dict) -> None:
-    """ULMFiT's recipe (estimator.FINE_TUNING) for whatever the flags left unset, the language model's tokenizer,
+    """ULMFiT's recipe (classifier.FINE_TUNING) for whatever the flags left unset, the language model's tokenizer,
     and epochs enough to unfreeze every layer."""
-    from ..estimator import FINE_TUNING
+    from ..classifier import FINE_TUNING
     from ..model_files import read_configs
 
     config, _ = read_configs(params["init_from"])
@@ -174,7 +175,7 @@ def pretrain(args: argparse.Namespace, params: dict, texts: list[str], out: Path
 def resume(args: argparse.Namespace) -> int:
     """Continue the run in --resume DIR with its own settings and data, from its newest intact checkpoint."""
     from ..data import DataSource
-    from ..estimator import TextClassifier
+    from ..classifier import BaseTextClassifier
     from ..training import CHECKPOINTS_DIR, Checkpointer
 
     given = [name for name in MODEL_FLAGS + TRAIN_FLAGS + DATA_FLAGS + ("preset", "out", "checkpoint_every")
@@ -199,7 +200,7 @@ def resume(args: argparse.Namespace) -> int:
     for name in ("device", "epochs"):  # where it runs, and (constant or plateau schedules) how long
         if getattr(args, name) is not None:
             params[name] = getattr(args, name)
-    clf = TextClassifier(**params)
+    clf = BaseTextClassifier(**params)
     dataset = DataSource.from_dict(metadata["source"]).load()
     return _train(clf, dataset, metadata["text"], metadata, directory, checkpoint=checkpoint)
 

@@ -82,9 +82,9 @@ def load_served_model(path: str | Path, name: str | None = None, runtime: str = 
 
         classifier = OnnxClassifier(path, quantized=int8)
     elif runtime == "torch":
-        from ..estimator import TextClassifier
+        from ..classifier import BaseTextClassifier
 
-        classifier = TextClassifier.from_pretrained(path)
+        classifier = BaseTextClassifier.from_pretrained(path)
         classifier.model_.eval()
     else:
         raise TextrnnError(f"unknown runtime {runtime!r}: torch or onnx")
