@@ -50,6 +50,18 @@ def test_save_load_predict_gives_identical_probabilities(small_model, ag_news_mi
     assert np.allclose(after.sum(1), 1.0, atol=1e-5)
 
 
+def test_the_dropouts_are_saved_and_read_back(ag_news_mini, tmp_path):
+    train = ag_news_mini.train.take(300)
+    clf = TextClassifier(cell="gru", embedding_dim=16, hidden_size=8, max_tokens=2000, epochs=1, progress=False,
+                         embedding_dropout=0.1, token_dropout=0.15, input_dropout=0.2, early_stopping=None)
+    clf.fit(train.texts("title"), train.labels, classes=ag_news_mini.classes)
+    config = json.loads((clf.save_pretrained(tmp_path / "model") / "config.json").read_text())["model"]
+    assert (config["embedding_dropout"], config["token_dropout"], config["input_dropout"]) == (0.1, 0.15, 0.2)
+    loaded = TextClassifier.from_pretrained(tmp_path / "model")
+    assert {k: loaded.get_params()[k] for k in ("embedding_dropout", "token_dropout", "input_dropout")} == \
+        {"embedding_dropout": 0.1, "token_dropout": 0.15, "input_dropout": 0.2}
+
+
 def test_prediction_does_not_depend_on_batch_composition(small_model, ag_news_mini):
     texts = ag_news_mini.test.texts("title")[:64]
     together = small_model.predict_proba(texts)

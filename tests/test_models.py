@@ -163,3 +163,37 @@ def test_embedding_dropout_drops_whole_words_in_training_only():
     assert torch.equal(model.encoder.embed(tokens), plain)
     with pytest.raises(TextrnnError, match="embedding_dropout"):
         ModelConfig(500, 4, embedding_dropout=1.0)
+
+
+def test_token_dropout_drops_each_occurrence_on_its_own_in_training_only():
+    torch.manual_seed(0)
+    model = RNNClassifier(ModelConfig(500, 4, "lstm", 8, 6, 1, True, 0.0, token_dropout=0.25))
+    tokens = torch.arange(1, 500).repeat(2, 1)  # every word twice: once in each row
+    plain = model.encoder.embedding(tokens)
+    dropped = model.encoder.embed(tokens)
+    zero = (dropped == 0).all(-1)
+    assert not torch.equal(zero[0], zero[1])  # the two occurrences of a word are drawn apart
+    assert torch.allclose(dropped[~zero], plain[~zero] / 0.75)  # the kept ones scaled by 1 / (1 - p)
+    assert 0.18 < zero.float().mean() < 0.32
+    assert ((dropped == 0) == zero[..., None]).all()  # a dropped token loses its whole vector
+    model.eval()
+    assert torch.equal(model.encoder.embed(tokens), plain)
+    with pytest.raises(TextrnnError, match="token_dropout"):
+        ModelConfig(500, 4, token_dropout=-0.1)
+
+
+def test_input_dropout_drops_the_same_features_at_every_step_in_training_only():
+    torch.manual_seed(0)
+    model = RNNClassifier(ModelConfig(500, 4, "lstm", 64, 6, 1, True, 0.0, input_dropout=0.5))
+    tokens = torch.randint(1, 500, (8, 30))
+    plain = model.encoder.embedding(tokens)
+    dropped = model.encoder.embed(tokens)
+    features = (dropped == 0).all(1)  # (texts, features): zero at every step of the text
+    assert torch.equal(dropped == 0, features[:, None, :].expand_as(dropped))  # and nowhere else
+    assert torch.allclose(dropped[~(dropped == 0)], 2 * plain[~(dropped == 0)])
+    assert len({tuple(row.tolist()) for row in features}) == 8  # each text draws its own features
+    assert 0.4 < features.float().mean() < 0.6
+    model.eval()
+    assert torch.equal(model.encoder.embed(tokens), plain)
+    with pytest.raises(TextrnnError, match="input_dropout"):
+        ModelConfig(500, 4, input_dropout=1.0)

@@ -65,6 +65,11 @@ class BaseTextClassifier:
     embedding_dropout: in training, the share of the vocabulary dropped for each batch: every occurrence of a
         dropped word reads zeros, the rest are scaled by 1 / (1 - p) (AWD-LSTM's embedding dropout; the recipe:
         0.25; the lesson: 0).
+    token_dropout: in training, the share of token occurrences that read zeros, each on its own (word dropout;
+        0 in the recipe and the lesson: bench/README.md has what it did).
+    input_dropout: in training, variational (locked) dropout on the recurrence's input: each text loses this share
+        of its embedding's features, the same ones at every step (Gal & Ghahramani 2016; 0 in the recipe and the
+        lesson).
     pooling: how a text's states become one vector: "last" (its final state, the lesson's), "max", "mean" (over
         its real tokens) or "concat" (all three: the recipe's).
     tokenizer: "word" (the lesson's Keras-style words), "char", "wordpiece" or "bpe" (subwords).
@@ -129,6 +134,8 @@ class BaseTextClassifier:
         bidirectional: bool = True,
         dropout: float = 0.0,
         embedding_dropout: float = 0.25,
+        token_dropout: float = 0.0,
+        input_dropout: float = 0.0,
         pooling: str = "concat",
         mask: bool = True,
         max_tokens: int = DEFAULT_MAX_TOKENS,
@@ -169,6 +176,8 @@ class BaseTextClassifier:
         self.bidirectional = bidirectional
         self.dropout = dropout
         self.embedding_dropout = embedding_dropout
+        self.token_dropout = token_dropout
+        self.input_dropout = input_dropout
         self.pooling = pooling
         self.mask = mask
         self.max_tokens = max_tokens
@@ -246,7 +255,8 @@ class BaseTextClassifier:
             return ModelConfig(vocab_size=lm["vocab_size"], num_classes=num_classes, cell=lm["cell"],
                                embedding_dim=lm["embedding_dim"], hidden_size=lm["hidden_size"], layers=lm["layers"],
                                bidirectional=False, dropout=self.dropout, mask=self.mask, pooling=self.pooling,
-                               embedding_dropout=self.embedding_dropout)
+                               embedding_dropout=self.embedding_dropout, token_dropout=self.token_dropout,
+                               input_dropout=self.input_dropout)
         # The word vectorizer's table has max_tokens rows whether or not the texts fill them (Keras's layer, the
         # lesson's parameter counts); a learned char or subword vocabulary gets exactly its size.
         return ModelConfig(vocab_size=vocab_size or self.max_tokens, num_classes=num_classes, cell=self.cell,
@@ -254,7 +264,8 @@ class BaseTextClassifier:
                            DEFAULT_EMBEDDING_DIM,
                            hidden_size=self.hidden_size, layers=self.layers, bidirectional=self.bidirectional,
                            dropout=self.dropout, mask=self.mask, pooling=self.pooling,
-                           embedding_dropout=self.embedding_dropout)
+                           embedding_dropout=self.embedding_dropout, token_dropout=self.token_dropout,
+                           input_dropout=self.input_dropout)
 
     def _vectors_dim(self) -> int | None:
         """The width of the packaged vectors this classifier starts from (None for none, or a file's: known only
@@ -625,7 +636,8 @@ class BaseTextClassifier:
         c, t = loaded.model.config, loaded.tokenizer
         params = {"cell": c.cell, "embedding_dim": c.embedding_dim, "hidden_size": c.hidden_size, "layers": c.layers,
                   "bidirectional": c.bidirectional, "dropout": c.dropout, "pooling": c.pooling, "mask": c.mask,
-                  "embedding_dropout": c.embedding_dropout,
+                  "embedding_dropout": c.embedding_dropout, "token_dropout": c.token_dropout,
+                  "input_dropout": c.input_dropout,
                   "max_tokens": t["max_tokens"], "tokenizer": t["type"], "max_len": t.get("max_len"),
                   "truncate": t.get("truncate", "head")}
         state = loaded.trainer_state or {}

@@ -190,7 +190,7 @@ def _check_config(config: dict, where: Path) -> tuple[type, ModelConfig, list[st
     for name in ("bidirectional", "mask"):
         if name in model and not isinstance(model[name], bool):
             raise bad(f"model.{name}", f"is {model[name]!r}; it must be true or false")
-    for name in ("dropout", "embedding_dropout"):
+    for name in ("dropout", "embedding_dropout", "token_dropout", "input_dropout"):
         if name in model and (type(model[name]) not in (int, float) or not 0 <= model[name] < 1):
             raise bad(f"model.{name}", f"is {model[name]!r}; it must be a number in [0, 1)")
     for name in ("cell", "pooling"):

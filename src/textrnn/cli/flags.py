@@ -8,7 +8,7 @@ from ..data.files import BAD_ROWS, FORMATS
 from ..data.sources import DataSource
 
 MODEL_FLAGS = ("cell", "embedding_dim", "hidden_size", "layers", "bidirectional", "dropout", "embedding_dropout",
-               "pooling", "mask", "max_tokens", "tokenizer", "embeddings", "freeze_embeddings", "init_from")
+               "token_dropout", "input_dropout", "pooling", "mask", "max_tokens", "tokenizer", "embeddings", "freeze_embeddings", "init_from")
 TRAIN_FLAGS = ("max_len", "truncate", "adapt_limit", "batch_size", "epochs", "lr", "seed", "batching", "device",
                "optimizer", "precision", "clip_norm", "weight_decay", "adversarial", "lr_schedule", "warmup",
                "early_stopping", "monitor", "discriminative_lr", "gradual_unfreezing")
@@ -29,6 +29,10 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dropout", type=float)
     g.add_argument("--embedding-dropout", type=float, metavar="P", help="in training, drop this share of the "
                    "vocabulary for each batch, every occurrence of a word at once (default 0.25; presets 0)")
+    g.add_argument("--token-dropout", type=float, metavar="P", help="in training, each token occurrence reads "
+                   "zeros with this probability, on its own (word dropout; default 0)")
+    g.add_argument("--input-dropout", type=float, metavar="P", help="in training, each text loses this share of "
+                   "its embedding's features, the same ones at every step (variational dropout; default 0)")
     g.add_argument("--pooling", choices=["last", "max", "mean", "concat"],
                    help="a text's vector: its final state (presets), the max or mean of its states over its "
                         "tokens, or all three side by side (concat, the default)")

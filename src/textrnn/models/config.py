@@ -37,12 +37,16 @@ class ModelConfig:
     # in training, drop whole words for a batch: every occurrence of a dropped word reads zeros (AWD-LSTM's
     # embedding dropout), the words kept are scaled up to make up for it
     embedding_dropout: float = 0.0
+    # in training, each token occurrence reads zeros on its own (word dropout), and each text's embedded tokens
+    # lose the same features at every step (variational or locked dropout on the recurrence's input)
+    token_dropout: float = 0.0
+    input_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         check_shape(self)
         if self.num_classes < 2:
             raise TextrnnError(f"a classifier needs at least 2 classes, got {self.num_classes}")
-        for name in ("dropout", "embedding_dropout"):
+        for name in ("dropout", "embedding_dropout", "token_dropout", "input_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise TextrnnError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.pooling not in POOLINGS:

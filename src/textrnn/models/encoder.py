@@ -88,11 +88,22 @@ class RNNEncoder(nn.Module):
 
     # -- forward ----------------------------------------------------------------------------------------------
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The embedded tokens, (batch, width, embedding_dim), with the embedding's dropouts in training (each
+        kept value scaled by 1 / (1 - p), so that inference needs no change; padding reads zeros either way)."""
         x = self.embedding(tokens)
-        p = self.config.embedding_dropout
-        if self.training and p > 0:  # one draw per word of the vocabulary, so a word is dropped everywhere at once
+        if not self.training:
+            return x
+        c = self.config
+        if c.embedding_dropout > 0:  # one draw per word of the vocabulary, so a word is dropped everywhere at once
+            p = c.embedding_dropout
             keep = x.new_empty(self.embedding.num_embeddings).bernoulli_(1 - p).div_(1 - p)
             x = x * keep.index_select(0, tokens.reshape(-1)).view(*tokens.shape, 1)
+        if c.token_dropout > 0:  # one draw per token occurrence
+            p = c.token_dropout
+            x = x * x.new_empty(*tokens.shape, 1).bernoulli_(1 - p).div_(1 - p)
+        if c.input_dropout > 0:  # one draw per text and feature, the same at every step (Gal & Ghahramani 2016)
+            p = c.input_dropout
+            x = x * x.new_empty(tokens.shape[0], 1, x.shape[2]).bernoulli_(1 - p).div_(1 - p)
         return x
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, steps: bool = False) -> Encoded:
