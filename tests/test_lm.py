@@ -212,7 +212,8 @@ def test_train_pretrain_fine_tunes_from_its_own_language_model(tmp_path, data_ro
     assert config["model"]["hidden_size"] == 64 and config["model"]["pooling"] == "concat"
     assert config["model"]["bidirectional"] is False
     state = json.loads((out / "trainer_state.json").read_text())
-    assert len(state["history"]) == 4  # head, the LSTM layer, the embedding, then all
+    # ULMFiT's recipe, as measured: all 10 epochs run (head, the LSTM layer, the embedding, then all), the best kept
+    assert len(state["history"]) == 10 and state["params"]["early_stopping"] == 10
     assert state["params"]["lr_schedule"] == "slanted" and state["params"]["gradual_unfreezing"] is True
     assert (out / "lm" / "tokenizer.json").read_bytes() == (out / "tokenizer.json").read_bytes()
 

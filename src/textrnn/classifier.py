@@ -45,9 +45,11 @@ RUN_ONLY_PARAMS = ("device", "checkpoint_dir", "tensorboard_dir", "progress")
 # model in a fraction of the time (bench/README.md, "the leaderboard", measures what it gives up)
 QUICK = {"epochs": 3, "max_len": 200}
 # ULMFiT's fine-tuning recipe (Howard & Ruder 2018) for a classifier started from a language model: concat pooling,
-# slanted triangular rates, discriminative rates, gradual unfreezing, dense Adam (per-layer parameter groups)
+# slanted triangular rates, discriminative rates, gradual unfreezing, dense Adam (per-layer parameter groups); every
+# one of 10 epochs run and the best on validation kept, as bench/lm_lift.py measured it (the LM-initialised
+# classifiers kept epochs 7-9 of 10 on sst2 and ag_news_mini, and gained 1.5 points of validation accuracy over 6)
 FINE_TUNING = {"pooling": "concat", "lr_schedule": "slanted", "discriminative_lr": 2.6, "gradual_unfreezing": True,
-               "optimizer": "adam", "lr": 1e-2}
+               "optimizer": "adam", "lr": 1e-2, "epochs": 10, "early_stopping": 10}
 # "auto"'s adversarial distance from a language model's embedding, as a share of its rows' RMS length: the recipe's
 # 1.0 on GloVe 6B 50-d, whose 20,000 most frequent rows are 4.9 long, is 0.2 of a row
 ADVERSARIAL_SHARE_OF_ROW = 0.2

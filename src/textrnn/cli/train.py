@@ -50,7 +50,7 @@ def add_parser(sub) -> None:
                    "(default 0.1)")
     g.add_argument("--early-stopping", type=int, metavar="PATIENCE",
                    help="stop after PATIENCE epochs without improvement and keep the best epoch's weights "
-                        "(default 2; 0: train every epoch)")
+                        "(default 2; with --init-from 10, so that all 10 epochs run; 0: train every epoch)")
     g.add_argument("--monitor", choices=["val_accuracy", "val_loss"], help="what early stopping and plateau watch")
     g.add_argument("--precision", choices=["fp32", "bf16"],
                    help="bf16: train under bfloat16 autocast (AMX CPUs, GPUs); default fp32")
@@ -67,7 +67,8 @@ def add_parser(sub) -> None:
                    "--unlabeled ones) into OUT/lm, then fine-tune the classifier from it")
     g.add_argument("--unlabeled", action="append", metavar="FILE", help="with --pretrain: more text for the "
                    "language model, one text per line (.gz ok); repeat for several files")
-    g.add_argument("--pretrain-epochs", type=int, default=5, help="the language model's epochs (default 5)")
+    g.add_argument("--pretrain-epochs", type=int, default=10, help="the language model's most epochs: it stops "
+                   "when its validation perplexity has not improved for 2 (default 10)")
     g = p.add_argument_group("run directory: the model, its checkpoints and logs")
     g.add_argument("--out", metavar="DIR", help=f"model directory to write (default: {DEFAULT_OUT})")
     g.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly where it stopped (crash, "
@@ -140,15 +141,17 @@ def recipe_params(args: argparse.Namespace) -> tuple[dict, object]:
 
 def fine_tuning(params: dict) -> None:
     """ULMFiT's recipe (classifier.FINE_TUNING) for whatever the flags left unset, the language model's tokenizer,
-    and epochs enough to unfreeze every layer."""
+    and at least the epochs it takes to unfreeze every layer."""
     from ..classifier import FINE_TUNING
     from ..model_files import read_configs
 
     config, _ = read_configs(params["init_from"])
+    given = set(params)
     for name, value in FINE_TUNING.items():
         params.setdefault(name, value)
     params.setdefault("tokenizer", (config.get("tokenizer") or {}).get("type", "word"))
-    params.setdefault("epochs", int((config.get("model") or {}).get("layers", 1)) + 3)  # head, layers, embedding
+    if "epochs" not in given:  # a deep language model takes more epochs to unfreeze: head, each layer, embedding
+        params["epochs"] = max(params["epochs"], int((config.get("model") or {}).get("layers", 1)) + 3)
 
 
 def pretrain(args: argparse.Namespace, params: dict, texts: list[str], out: Path) -> Path:
