@@ -100,3 +100,30 @@ def test_training_from_the_command_line_reaches_its_first_step_without_scikit_le
 
     clf = textrnn.TextClassifier.from_pretrained(tmp_path / "model")
     assert isinstance(clf, textrnn.TextClassifier) and clf.get_params()["cell"] == "rnn"
+
+
+def test_the_language_model_verbs_run_without_scikit_learn(tmp_path, data_root):
+    # `lm train`, `lm evaluate` and `generate` use BaseLanguageModel and TextGenerator, not the scikit-learn
+    # estimator LanguageModel, so they never import scikit-learn's base classes and SciPy (over half a second)
+    program = ("import sys\nfrom textrnn.cli import main\nstatus = main(sys.argv[1:])\n"
+               "print('imported:', sorted(m for m in ('torch', 'sklearn', 'scipy') if m in sys.modules))\n"
+               "sys.exit(status)\n")
+    sst2, lm = str(data_root / "sst2"), tmp_path / "lm"
+    verbs = [["lm", "train", "--dataset", "sst2", "--data-dir", sst2, "--limit", "400", "--layers", "1",
+              "--hidden-size", "32", "--embedding-dim", "16", "--max-tokens", "2000", "--epochs", "1",
+              "--no-checkpoints", "--out", str(lm)],
+             ["lm", "evaluate", str(lm), "--dataset", "sst2", "--data-dir", sst2, "--limit", "50"],
+             ["generate", str(lm), "--max-tokens", "5", "--seed", "1"]]
+    for verb in verbs:
+        result = subprocess.run([sys.executable, "-c", program, "-q", *verb], capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert "imported: ['torch']" in result.stdout, (verb, result.stdout, result.stderr)
+    # the directory they wrote is what the scikit-learn estimator reads, and it clones
+    from sklearn.base import clone
+
+    from textrnn.lm import LanguageModel
+
+    model = LanguageModel.from_pretrained(lm)
+    assert isinstance(model, LanguageModel) and model.get_params()["hidden_size"] == 32
+    assert clone(model).get_params() == model.get_params() and not hasattr(clone(model), "model_")

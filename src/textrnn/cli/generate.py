@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from ..model_files import check_model_directory
 
     check_model_directory(args.model)  # before torch is imported
-    from ..lm import TextGenerator
+    from ..language_model import TextGenerator
 
     if args.count < 1:
         raise TextrnnError(f"--count must be at least 1, got {args.count}")

@@ -112,7 +112,7 @@ def texts_of(origin: dict, val_split: float, seed: int) -> tuple[list[str], list
 
 def run_train(args: argparse.Namespace) -> int:
     if args.resume:
-        from ..lm import LanguageModel
+        from ..language_model import BaseLanguageModel
         from ..training import CHECKPOINTS_DIR, Checkpointer
 
         directory = Path(args.resume)
@@ -130,7 +130,7 @@ def run_train(args: argparse.Namespace) -> int:
         if params.get("tensorboard_dir") is not None:
             params["tensorboard_dir"] = directory / "tensorboard"
         texts, validation = texts_of(data, record["metadata"]["val_split"], params["seed"])
-        lm = LanguageModel(**params).fit(texts, validation, metadata=record["metadata"], resume=checkpoint)
+        lm = BaseLanguageModel(**params).fit(texts, validation, metadata=record["metadata"], resume=checkpoint)
         return _saved(lm, directory)
     out = Path(args.out or DEFAULT_OUT)
     if (status := relaunch(args, args.nproc, out, "lm train")) is not None:  # the processes read the texts
@@ -139,11 +139,11 @@ def run_train(args: argparse.Namespace) -> int:
     val_split = args.val_split or DEFAULT_VAL_SPLIT
     texts, validation = texts_of(origin, val_split, args.seed)
     # torch only now, so that a missing or empty corpus is reported without waiting for it
-    from ..lm import LanguageModel
+    from ..language_model import BaseLanguageModel
     from ..training import CHECKPOINTS_DIR
 
     max_tokens = args.max_tokens or (200 if args.tokenizer == "char" else 20_000)
-    lm = LanguageModel(cell=args.cell, embedding_dim=args.embedding_dim, hidden_size=args.hidden_size,
+    lm = BaseLanguageModel(cell=args.cell, embedding_dim=args.embedding_dim, hidden_size=args.hidden_size,
                        layers=args.layers, tie_weights=args.tie_weights,
                        embed_dropout=args.embed_dropout, input_dropout=args.input_dropout,
                        hidden_dropout=args.hidden_dropout, output_dropout=args.output_dropout,
@@ -176,9 +176,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from ..model_files import check_model_directory
 
     check_model_directory(args.model)  # before torch is imported
-    from ..lm import LanguageModel
+    from ..language_model import BaseLanguageModel
 
-    lm = LanguageModel.from_pretrained(args.model)
+    lm = BaseLanguageModel.from_pretrained(args.model)
     name, texts, _, _ = corpus_texts(args, "test")
     texts = texts[: args.limit] if args.limit else texts
     perplexity = lm.perplexity(texts)

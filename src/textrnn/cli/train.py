@@ -157,7 +157,7 @@ def fine_tuning(params: dict) -> None:
 def pretrain(args: argparse.Namespace, params: dict, texts: list[str], out: Path) -> Path:
     """Train a language model on the training texts (and --unlabeled ones) into OUT/lm; its directory."""
     from ..data.corpus import hold_out, read_corpus
-    from ..lm import LanguageModel
+    from ..language_model import BaseLanguageModel
 
     corpus = list(texts) + (read_corpus(args.unlabeled) if args.unlabeled else [])
     tokenizer = params.get("tokenizer", "word")
@@ -165,12 +165,11 @@ def pretrain(args: argparse.Namespace, params: dict, texts: list[str], out: Path
     print(f"pretraining a language model on {len(lm_texts):,} texts ({len(corpus) - len(texts):,} unlabeled), "
           f"validating on {len(lm_validation):,}", file=sys.stderr)
     # one width for every layer (no tied output), so that the classifier can take every layer
-    lm = LanguageModel(layers=params.get("layers") or 1, hidden_size=params.get("hidden_size") or 256,
-                       embedding_dim=params.get("embedding_dim") or 128, cell=params.get("cell") or "lstm",
-                       tokenizer=tokenizer, max_tokens=params.get("max_tokens") or (200 if tokenizer == "char"
-                                                                                    else 20_000),
-                       tie_weights=False, epochs=args.pretrain_epochs, seed=params.get("seed", 0),
-                       progress=not args.quiet)
+    max_tokens = params.get("max_tokens") or (200 if tokenizer == "char" else 20_000)
+    lm = BaseLanguageModel(layers=params.get("layers") or 1, hidden_size=params.get("hidden_size") or 256,
+                           embedding_dim=params.get("embedding_dim") or 128, cell=params.get("cell") or "lstm",
+                           tokenizer=tokenizer, max_tokens=max_tokens, tie_weights=False,
+                           epochs=args.pretrain_epochs, seed=params.get("seed", 0), progress=not args.quiet)
     lm.fit(lm_texts, lm_validation, metadata={"pretraining_for": str(out)})
     return lm.save_pretrained(out / "lm")
 
