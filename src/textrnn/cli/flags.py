@@ -8,7 +8,8 @@ from ..data.files import BAD_ROWS, FORMATS
 from ..data.sources import DataSource
 
 MODEL_FLAGS = ("cell", "embedding_dim", "hidden_size", "layers", "bidirectional", "dropout", "embedding_dropout",
-               "token_dropout", "input_dropout", "pooling", "mask", "max_tokens", "tokenizer", "embeddings", "freeze_embeddings", "init_from")
+               "token_dropout", "input_dropout", "pooling", "mask", "max_tokens", "tokenizer", "embeddings",
+               "freeze_embeddings", "init_from")
 TRAIN_FLAGS = ("max_len", "truncate", "adapt_limit", "batch_size", "epochs", "lr", "seed", "batching", "device",
                "optimizer", "precision", "clip_norm", "weight_decay", "adversarial", "lr_schedule", "warmup",
                "early_stopping", "monitor", "discriminative_lr", "gradual_unfreezing")

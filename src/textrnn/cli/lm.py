@@ -144,17 +144,17 @@ def run_train(args: argparse.Namespace) -> int:
 
     max_tokens = args.max_tokens or (200 if args.tokenizer == "char" else 20_000)
     lm = BaseLanguageModel(cell=args.cell, embedding_dim=args.embedding_dim, hidden_size=args.hidden_size,
-                       layers=args.layers, tie_weights=args.tie_weights,
-                       embed_dropout=args.embed_dropout, input_dropout=args.input_dropout,
-                       hidden_dropout=args.hidden_dropout, output_dropout=args.output_dropout,
-                       weight_drop=args.weight_drop, softmax=args.softmax, tokenizer=args.tokenizer,
-                       max_tokens=max_tokens, batch_size=args.batch_size, bptt=args.bptt, epochs=args.epochs,
-                       lr=args.lr, seed=args.seed, device=args.device, clip_norm=args.clip_norm,
-                       weight_decay=args.weight_decay, early_stopping=args.early_stopping, precision=args.precision,
-                       progress=not args.quiet and main_process(),
-                       checkpoint_dir=None if args.no_checkpoints else out / CHECKPOINTS_DIR,
-                       checkpoint_every=args.checkpoint_every,
-                       tensorboard_dir=out / "tensorboard" if args.tensorboard else None)
+                           layers=args.layers, tie_weights=args.tie_weights,
+                           embed_dropout=args.embed_dropout, input_dropout=args.input_dropout,
+                           hidden_dropout=args.hidden_dropout, output_dropout=args.output_dropout,
+                           weight_drop=args.weight_drop, softmax=args.softmax, tokenizer=args.tokenizer,
+                           max_tokens=max_tokens, batch_size=args.batch_size, bptt=args.bptt, epochs=args.epochs,
+                           lr=args.lr, seed=args.seed, device=args.device, clip_norm=args.clip_norm,
+                           weight_decay=args.weight_decay, early_stopping=args.early_stopping, precision=args.precision,
+                           progress=not args.quiet and main_process(),
+                           checkpoint_dir=None if args.no_checkpoints else out / CHECKPOINTS_DIR,
+                           checkpoint_every=args.checkpoint_every,
+                           tensorboard_dir=out / "tensorboard" if args.tensorboard else None)
     if main_process():
         print(f"training a {args.tokenizer}-level {args.cell.upper()} language model on {len(texts):,} texts of "
               f"{name}, validating on {len(validation):,}", file=sys.stderr)
