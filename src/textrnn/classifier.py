@@ -11,7 +11,6 @@ its first step without importing scikit-learn (and with it SciPy: about a second
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import sys
@@ -29,7 +28,8 @@ from .pretrained import (TOKENIZER_FILE, embedding_row_norm, load_model_director
                          versions)
 from .text import DEFAULT_MAX_TOKENS, TOKENIZERS, load_vectorizer, make_vectorizer
 from .training import (Callback, Checkpointer, Checkpointing, EarlyStopping, EpochResult, GradualUnfreezing,
-                       ProgressBar, TensorBoard, TrainConfig, evaluate_loss_accuracy, fit, predict_logits)
+                       ProgressBar, TensorBoard, TrainConfig, evaluate_loss_accuracy, fit, hyperparameter_names,
+                       predict_logits, recordable_params)
 from .training.distributed import world_from_env
 
 log = logging.getLogger("textrnn")
@@ -516,22 +516,8 @@ class BaseTextClassifier:
         data = {"train": {"rows": len(texts), "sha256": fingerprint(texts, y.tolist())}}
         if val_texts is not None:
             data["validation"] = {"rows": len(val_texts), "sha256": fingerprint(val_texts, val_y.tolist())}
-        return {"params": self._recorded_params(), "labels": list(names), "data": data, "versions": versions(),
+        return {"params": recordable_params(self), "labels": list(names), "data": data, "versions": versions(),
                 "metadata": metadata}
-
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        """The constructor's parameters: the hyperparameters (scikit-learn's `_get_param_names`, without it)."""
-        return [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
-
-    def _params(self) -> dict:
-        """Every hyperparameter's value (what scikit-learn's `get_params` gives for this class)."""
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def _recorded_params(self) -> dict:
-        from .training import recordable_params
-
-        return recordable_params(self._params())
 
     def _check_same_run(self, saved: dict, now: dict, where: Path) -> None:
         may_change = set(RESUMABLE_CHANGES)
@@ -623,7 +609,7 @@ class BaseTextClassifier:
         if history:
             extra = {HISTORY_FILE: lambda path: write_history_csv(history, path),
                      CURVES_FILE: lambda path: plot_history(history, path)}
-        trainer_state = {"params": self._recorded_params(), "history": history,
+        trainer_state = {"params": recordable_params(self), "history": history,
                          "run": getattr(self, "run_record_", None)}
         tokenizer = {"type": self.tokenizer, "max_tokens": self.max_tokens, "max_len": self.max_len,
                      "truncate": self.truncate}
@@ -643,7 +629,7 @@ class BaseTextClassifier:
                   "max_tokens": t["max_tokens"], "tokenizer": t["type"], "max_len": t.get("max_len"),
                   "truncate": t.get("truncate", "head")}
         state = loaded.trainer_state or {}
-        known = cls._param_names()
+        known = hyperparameter_names(cls)
         # how it was trained, where recorded; where the run checkpointed and logged belongs to that run
         params.update({k: v for k, v in state.get("params", {}).items() if k in known and k not in RUN_ONLY_PARAMS})
         clf = cls(**params, device=device, progress=False)

@@ -10,7 +10,6 @@ generation starts after an end-of-text, as every training text did, and stops at
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 from pathlib import Path
@@ -25,6 +24,7 @@ from .models.language_model import LMConfig, RNNLanguageModel
 from .pretrained import TOKENIZER_FILE, load_language_model_directory, save_model_directory, versions
 from .text import DEFAULT_MAX_TOKENS, TOKENIZERS, load_vectorizer, make_vectorizer
 from .text.vectorizer import OOV_ID, PAD_ID
+from .training import hyperparameter_names, recordable_params
 from .training.distributed import world_from_env
 from .training.lm_loop import LMTensorBoard, LMTrainConfig, evaluate_lm_loss, fit_language_model, token_stream
 
@@ -100,7 +100,7 @@ class BaseLanguageModel:
         data = {"train": {"texts": len(texts), "sha256": fingerprint(texts, [0] * len(texts))}}
         if validation:
             data["validation"] = {"texts": len(validation), "sha256": fingerprint(validation, [0] * len(validation))}
-        record = {"params": self._recorded_params(), "data": data, "versions": versions(),
+        record = {"params": recordable_params(self), "data": data, "versions": versions(),
                   "metadata": dict(metadata or {})}
         checkpointer, checkpoint = None, None
         if self.checkpoint_dir is not None:
@@ -134,16 +134,6 @@ class BaseLanguageModel:
         self.run_record_ = record
         return self
 
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        """The constructor's parameters: the hyperparameters (scikit-learn's `_get_param_names`, without it)."""
-        return [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
-
-    def _recorded_params(self) -> dict:
-        from .training import recordable_params
-
-        return recordable_params({name: getattr(self, name) for name in self._param_names()})
-
     def _checkpoint_to_resume(self, resume, checkpointer, record: dict):
         from .training import checkpoint_to_resume
 
@@ -175,7 +165,7 @@ class BaseLanguageModel:
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         self._check_fitted()
         tokenizer = {"type": self.tokenizer, "max_tokens": self.max_tokens, "max_len": None, "truncate": "head"}
-        state = {"params": self.run_record_["params"] if hasattr(self, "run_record_") else self._recorded_params(),
+        state = {"params": self.run_record_["params"] if hasattr(self, "run_record_") else recordable_params(self),
                  "history": getattr(self, "history_", []), "run": getattr(self, "run_record_", None)}
         return save_model_directory(directory, self.model_, self.vectorizer_, None, tokenizer, state)
 
@@ -187,7 +177,7 @@ class BaseLanguageModel:
                                               "embed_dropout", "input_dropout", "hidden_dropout", "output_dropout",
                                               "weight_drop", "softmax")}
         state = loaded.trainer_state or {}
-        known = cls._param_names()
+        known = hyperparameter_names(cls)
         params.update({k: v for k, v in state.get("params", {}).items() if k in known and k not in params
                        and k not in ("device", "checkpoint_dir", "checkpoint_every", "tensorboard_dir")})
         lm = cls(**{**params, "tokenizer": loaded.tokenizer["type"], "max_tokens": loaded.tokenizer["max_tokens"]},

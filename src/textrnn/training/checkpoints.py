@@ -18,6 +18,7 @@ saying why it passed over any other. No pickles: tensors go to safetensors, ever
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -162,9 +163,15 @@ def checkpoint_to_resume(resume, checkpointer: Checkpointer | None) -> Checkpoin
     return checkpoint
 
 
-def recordable_params(params: dict) -> dict:
-    """An estimator's parameters as a run records them (JSON: paths as strings; `progress` is not the run's)."""
-    params = {k: v for k, v in params.items() if k != "progress"}
+def hyperparameter_names(estimator_class: type) -> list[str]:
+    """An estimator's hyperparameters: its constructor's parameters (what scikit-learn's `get_params` reads, found
+    without scikit-learn, which the command line's classes do not import)."""
+    return [name for name in inspect.signature(estimator_class.__init__).parameters if name != "self"]
+
+
+def recordable_params(estimator) -> dict:
+    """An estimator's hyperparameters as a run records them (JSON: paths as strings; `progress` is not the run's)."""
+    params = {name: getattr(estimator, name) for name in hyperparameter_names(type(estimator)) if name != "progress"}
     for name in ("checkpoint_dir", "tensorboard_dir"):
         if params.get(name) is not None:
             params[name] = str(params[name])
