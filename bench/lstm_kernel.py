@@ -5,11 +5,12 @@
 
 The lesson's BiLSTM spends 68 % (batch 16) to 84 % (batch 256) of a training step inside oneDNN's LSTM
 (`aten::mkldnn_rnn_layer` and its backward, `torch.profiler`), and at batch 256 its fp32 backward takes three times
-its no-grad forward (below). The written-out layer is the one `textrnn.models.simple_rnn` uses for SimpleRNN, for an LSTM: one
-matmul for every step's input projection, then per step an `addmm` and the gate arithmetic in place, with no
-autograd nodes; its backward runs five ops a step on factors computed for every step at once, then three large
-matmuls for the weight and input gradients. Both sides run forward + backward of one layer and direction on the
-same weights and input, interleaved, best of `--repeats`; their outputs and gradients are compared first.
+its no-grad forward (below). The written-out layer is the scheme `textrnn.models.simple_rnn` uses for SimpleRNN,
+for an LSTM: one matmul for every step's input projection, then per step an `addmm` and the gate arithmetic in
+place, with no autograd nodes; its backward runs five ops a step on factors computed for every step at once,
+then three large matmuls for the weight and input gradients. Both sides run forward + backward of one layer and
+direction on the same weights and input, interleaved, best of `--repeats`; their outputs and gradients are
+compared first.
 """
 
 from __future__ import annotations

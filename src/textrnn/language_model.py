@@ -24,7 +24,7 @@ from .models.language_model import LMConfig, RNNLanguageModel
 from .pretrained import TOKENIZER_FILE, load_language_model_directory, save_model_directory, versions
 from .text import DEFAULT_MAX_TOKENS, TOKENIZERS, load_vectorizer, make_vectorizer
 from .text.vectorizer import OOV_ID, PAD_ID
-from .training import hyperparameter_names, recordable_params
+from .training import Checkpointer, checkpoint_to_resume, hyperparameter_names, recordable_params
 from .training.distributed import world_from_env
 from .training.lm_loop import LMTensorBoard, LMTrainConfig, evaluate_lm_loss, fit_language_model, token_stream
 
@@ -104,8 +104,6 @@ class BaseLanguageModel:
                   "metadata": dict(metadata or {})}
         checkpointer, checkpoint = None, None
         if self.checkpoint_dir is not None:
-            from .training import Checkpointer
-
             checkpointer = Checkpointer(Path(self.checkpoint_dir), self.checkpoint_every, run=record)
         if resume:
             checkpoint = self._checkpoint_to_resume(resume, checkpointer, record)
@@ -135,8 +133,6 @@ class BaseLanguageModel:
         return self
 
     def _checkpoint_to_resume(self, resume, checkpointer, record: dict):
-        from .training import checkpoint_to_resume
-
         checkpoint = checkpoint_to_resume(resume, checkpointer)
         saved = checkpoint.state["run"]
         changed = [f"{k} {saved['params'].get(k)!r} -> {v!r}" for k, v in record["params"].items()

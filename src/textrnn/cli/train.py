@@ -146,11 +146,11 @@ def fine_tuning(params: dict) -> None:
     from ..model_files import read_configs
 
     config, _ = read_configs(params["init_from"])
-    given = set(params)
+    epochs_given = "epochs" in params
     for name, value in FINE_TUNING.items():
         params.setdefault(name, value)
     params.setdefault("tokenizer", (config.get("tokenizer") or {}).get("type", "word"))
-    if "epochs" not in given:  # a deep language model takes more epochs to unfreeze: head, each layer, embedding
+    if not epochs_given:  # a deep language model takes more epochs to unfreeze: head, each layer, embedding
         params["epochs"] = max(params["epochs"], int((config.get("model") or {}).get("layers", 1)) + 3)
 
 
