@@ -104,12 +104,12 @@ def run_fasttext(train, validation, test, full, seeds: int) -> dict:
 
 
 # -- textrnn ---------------------------------------------------------------------------------------------------
-def run_textrnn(train, validation, test, recipe: dict, seeds: int) -> dict:
+def run_textrnn(train, validation, test, recipe: dict, seeds: int, first_seed: int = 0) -> dict:
     from textrnn import TextClassifier
     from textrnn.training import kept_epoch
 
     accuracies, val_accuracies, seconds, epochs = [], [], [], []
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         clf = TextClassifier(**{**recipe, "seed": seed}, progress=False)
         start = time.perf_counter()
         clf.fit(*train, validation_data=validation)
@@ -137,6 +137,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="textrnn's seeds are FIRST .. FIRST+SEEDS-1 "
+                        "(more seeds for a choice, without rerunning the first ones)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="change one TextClassifier setting of the recipe (JSON values: 0.3, true, null)")
     parser.add_argument("--no-fasttext", action="store_true", help="textrnn only (fastText's figures from "
@@ -152,7 +154,7 @@ def main() -> None:
         row = {"dataset": name, "validation": where, "train": len(train[0]), "test": len(test[0])}
         if not args.no_fasttext:
             row["fasttext"] = run_fasttext(train, validation, test, full, args.seeds)
-        row["textrnn"] = run_textrnn(train, validation, test, recipe, args.seeds)
+        row["textrnn"] = run_textrnn(train, validation, test, recipe, args.seeds, args.first_seed)
         results.append(row)
         ft, tr = row.get("fasttext"), row["textrnn"]
         line = f"{name:<13} textrnn {mean_sd(tr['accuracies'])} (validation {mean_sd(tr['val_accuracies'])}, " \

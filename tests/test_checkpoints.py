@@ -18,7 +18,7 @@ from textrnn.training.checkpoints import Checkpointer, read_checkpoint
 
 SMALL_RUN = ["--limit", "1000", "--cell", "gru", "--embedding-dim", "32", "--hidden-size", "16", "--epochs", "3",
              "--batch-size", "16", "--checkpoint-every", "10", "--dropout", "0.1", "--lr-schedule", "linear",
-             "--weight-decay", "0.01"]
+             "--weight-decay", "0.01", "--ngram-buckets", "4096"]  # the bag of n-grams, with small checkpoints
 
 
 def _train_cli(data_root, out, *extra):
@@ -127,7 +127,8 @@ def small_data(ag_news_mini):
 
 def _small(tmp_path, **kw):
     params = dict(cell="lstm", embedding_dim=16, hidden_size=8, epochs=2, batch_size=32, progress=False,
-                  checkpoint_dir=tmp_path / "ck", checkpoint_every=5, lr_schedule="constant", early_stopping=None)
+                  checkpoint_dir=tmp_path / "ck", checkpoint_every=5, lr_schedule="constant", early_stopping=None,
+                  ngram_buckets=4096)  # the recipe's bag of n-grams in a small table: small checkpoints
     return TextClassifier(**{**params, **kw})
 
 

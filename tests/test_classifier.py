@@ -50,16 +50,22 @@ def test_save_load_predict_gives_identical_probabilities(small_model, ag_news_mi
     assert np.allclose(after.sum(1), 1.0, atol=1e-5)
 
 
-def test_the_dropouts_are_saved_and_read_back(ag_news_mini, tmp_path):
+def test_the_dropouts_and_ngrams_are_saved_and_read_back(ag_news_mini, tmp_path):
     train = ag_news_mini.train.take(300)
     clf = TextClassifier(cell="gru", embedding_dim=16, hidden_size=8, max_tokens=2000, epochs=1, progress=False,
-                         embedding_dropout=0.1, token_dropout=0.15, input_dropout=0.2, early_stopping=None)
+                         embedding_dropout=0.1, token_dropout=0.15, input_dropout=0.2, early_stopping=None,
+                         ngrams=2, ngram_buckets=500, ngram_dropout=0.3)
     clf.fit(train.texts("title"), train.labels, classes=ag_news_mini.classes)
     config = json.loads((clf.save_pretrained(tmp_path / "model") / "config.json").read_text())["model"]
     assert (config["embedding_dropout"], config["token_dropout"], config["input_dropout"]) == (0.1, 0.15, 0.2)
+    assert (config["ngrams"], config["ngram_buckets"], config["ngram_dropout"]) == (2, 500, 0.3)
     loaded = TextClassifier.from_pretrained(tmp_path / "model")
-    assert {k: loaded.get_params()[k] for k in ("embedding_dropout", "token_dropout", "input_dropout")} == \
-        {"embedding_dropout": 0.1, "token_dropout": 0.15, "input_dropout": 0.2}
+    names = ("embedding_dropout", "token_dropout", "input_dropout", "ngrams", "ngram_buckets", "ngram_dropout")
+    assert {k: loaded.get_params()[k] for k in names} == {"embedding_dropout": 0.1, "token_dropout": 0.15,
+                                                          "input_dropout": 0.2, "ngrams": 2, "ngram_buckets": 500,
+                                                          "ngram_dropout": 0.3}
+    texts = ag_news_mini.test.texts("title")[:50]
+    assert np.array_equal(loaded.predict_proba(texts), clf.predict_proba(texts))  # the n-gram rows came back
 
 
 def test_prediction_does_not_depend_on_batch_composition(small_model, ag_news_mini):
@@ -166,14 +172,17 @@ def test_adversarial_perturbation_raises_each_texts_loss(data_root):
     tokens, lengths = clf._corpus(clf.vectorizer_, ds.val.texts()[:32]).batch(np.arange(32))
     target = torch.as_tensor([list(clf.classes_).index(label) for label in ds.val.labels[:32]])
     embedded = model.encoder.embed(tokens).detach().requires_grad_(True)
-    per_text = torch.nn.functional.cross_entropy(model.forward_embedded(embedded, lengths), target, reduction="none")
+    bag = model.bag_of_ngrams(tokens, lengths).detach()  # the recipe's bag of n-grams: not moved, held fixed
+    per_text = torch.nn.functional.cross_entropy(model.forward_embedded(embedded, lengths, bag), target,
+                                                 reduction="none")
     (grad,) = torch.autograd.grad(per_text.mean(), embedded, retain_graph=True)
     moved_by = []
     for i in range(32):  # each text alone at epsilon 0.05 (small enough for the first-order picture to hold)
         g = grad[i : i + 1]
         step = 0.05 * g / g.norm()
         moved = torch.nn.functional.cross_entropy(
-            model.forward_embedded(embedded[i : i + 1].detach() + step, lengths[i : i + 1]), target[i : i + 1])
+            model.forward_embedded(embedded[i : i + 1].detach() + step, lengths[i : i + 1], bag[i : i + 1]),
+            target[i : i + 1])
         moved_by.append(float((moved - per_text[i]).detach()))
         assert torch.equal(step[0, lengths[i]:], torch.zeros_like(step[0, lengths[i]:]))  # padding stays
     assert all(delta > 0 for delta in moved_by)

@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = {name: dict(p.params, adapt_limit=p.adapt_limit) for name, p in PRESETS.items()}
 MODELS["stacked-bigru"] = dict(cell="gru", layers=2, bidirectional=True, embedding_dim=32, hidden_size=24)
 MODELS["concat-pooled-lstm"] = dict(cell="lstm", pooling="concat", embedding_dim=32, hidden_size=16)
+MODELS["bigram-bag-bilstm"] = dict(cell="lstm", bidirectional=True, pooling="concat", embedding_dim=32,
+                                   hidden_size=16, ngrams=2, ngram_buckets=4096)
 
 
 def _train(params, texts, labels, classes, out):
@@ -59,7 +61,8 @@ def test_onnxruntime_matches_pytorch_on_the_whole_test_file(name, ag_news_mini, 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_every_cell_and_shape_is_one_recurrent_node_per_layer_with_pytorchs_output(cell, tmp_path):
     """The gate order and lengths of ONNX's recurrent operators, for each cell, one or two directions and
-    layers, masked or not, last or concat pooling; rows of every length from 0 to the width in one batch."""
+    layers, masked or not, last or concat pooling, with or without a bag of n-grams; rows of every length from 0
+    to the width in one batch."""
     import onnx
     import onnxruntime as ort
 
@@ -70,11 +73,13 @@ def test_every_cell_and_shape_is_one_recurrent_node_per_layer_with_pytorchs_outp
     op = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[cell]
     for bidirectional in (False, True):
         for layers in (1, 2):
-            for mask, pooling in ((True, "last"), (True, "concat"), (False, "last")):
+            for mask, pooling, ngrams in ((True, "last", 0), (True, "concat", 0), (False, "last", 0),
+                                          (True, "concat", 3), (False, "last", 2)):
                 config = ModelConfig(vocab_size=60, num_classes=3, cell=cell, bidirectional=bidirectional,
-                                     layers=layers, mask=mask, pooling=pooling, embedding_dim=6, hidden_size=8)
+                                     layers=layers, mask=mask, pooling=pooling, embedding_dim=6, hidden_size=8,
+                                     ngrams=ngrams, ngram_buckets=97 if ngrams else 0)
                 model = RNNClassifier(config).eval()
-                path = tmp_path / f"{bidirectional}-{layers}-{mask}-{pooling}.onnx"
+                path = tmp_path / f"{bidirectional}-{layers}-{mask}-{pooling}-{ngrams}.onnx"
                 trace_to_onnx(model, path)
                 ops = [node.op_type for node in onnx.load(path).graph.node]
                 assert ops.count(op) == layers and "GatherElements" not in ops, ops
@@ -87,7 +92,7 @@ def test_every_cell_and_shape_is_one_recurrent_node_per_layer_with_pytorchs_outp
                     expected = torch.softmax(model(tokens, lengths), 1).numpy()
                 feed = {"tokens": tokens.numpy(), "lengths": lengths.numpy()}
                 got = session.run(None, {k: feed[k] for k in names})[0]
-                assert np.abs(got - expected).max() < 1e-5, (bidirectional, layers, mask, pooling)
+                assert np.abs(got - expected).max() < 1e-5, (bidirectional, layers, mask, pooling, ngrams)
 
 
 @pytest.fixture(scope="module")

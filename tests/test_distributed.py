@@ -110,11 +110,13 @@ def test_two_processes_train_the_weights_of_one_with_the_whole_batch(ag_news_min
     for name in rank0:  # the ranks stay in step, bit for bit
         assert torch.equal(rank0[name], rank1[name]), name
 
-    # the recipe's adversarial training included; embedding dropout draws other words on each rank, so it is off
+    # the recipe's adversarial training and bag of n-grams included; embedding and n-gram dropout draw other
+    # words on each rank, so they are off
     single = TextClassifier(cell=cell, optimizer=optimizer, batch_size=ROWS_PER_STEP, epochs=1, seed=3,
-                            embedding_dropout=0.0, progress=False, device="cpu")
+                            embedding_dropout=0.0, ngram_dropout=0.0, progress=False, device="cpu")
     single.fit(ag_news_mini.train.texts()[:rows], ag_news_mini.labels_of(ag_news_mini.train)[:rows])
     assert single.run_record_["adversarial"] == 1.0  # both sides trained adversarially
+    assert single.model_.config.ngrams == 2  # and read a bag of words and bigrams
     weights = single.model_.state_dict()
     assert weights.keys() == rank0.keys()
     for name, w in weights.items():
@@ -159,7 +161,7 @@ def test_nproc_2_trains_to_the_accuracy_of_one_process_and_only_rank_0_writes(da
 def start_run(out: Path, data_root: Path, *flags: str) -> subprocess.Popen:
     return subprocess.Popen([*TEXTRNN, "-q", "train", "--data-dir", str(data_root / "ag_news_mini"), "--epochs", "1",
                              "--batch-size", "16", "--nproc", "2", "--checkpoint-every", "20", "--adversarial", "0",
-                             "--limit", "3600", "--out", str(out), *flags],
+                             "--limit", "3600", "--ngram-buckets", "4096", "--out", str(out), *flags],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 

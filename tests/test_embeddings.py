@@ -120,7 +120,7 @@ def test_resume_with_pretrained_vectors_restores_them(sst2, tmp_path, monkeypatc
     monkeypatch.setattr(Checkpointer, "prune", lambda self, keep: None)  # keep the mid-run checkpoints
     texts, labels = sst2.train.texts()[:600], sst2.train.labels[:600]
     kw = dict(embeddings="glove-6b-50d", hidden_size=8, epochs=2, progress=False, checkpoint_dir=tmp_path / "ck",
-              checkpoint_every=7)
+              checkpoint_every=7, ngram_buckets=4096)  # the bag of n-grams' table at test size
     whole = TextClassifier(**kw).fit(texts, labels)
     import shutil
 

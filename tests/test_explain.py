@@ -20,18 +20,22 @@ def clf(served_model_dir):
 
 @pytest.fixture(scope="module")
 def gru(ag_news_mini):
-    """A stacked GRU with max pooling and a length limit: another path through the encoder and the pooling."""
+    """A stacked GRU with max pooling, a length limit and no bag of n-grams (the `clf` fixture, the recipe's
+    model, reads one): another path through the encoder, the pooling and the head."""
     train = ag_news_mini.train
     model = TextClassifier(cell="gru", hidden_size=16, layers=2, bidirectional=True, pooling="max", max_len=20,
-                           epochs=1, progress=False)
+                           ngrams=0, epochs=1, progress=False)
     return model.fit(train.texts()[:2000], ag_news_mini.labels_of(train)[:2000])
 
 
-def logit(clf, ids: list[int], target: int) -> float:
-    """The target logit for token ids, computed here from the network itself."""
+def logit(clf, ids: list[int], target: int, context: list[int] | None = None) -> float:
+    """The target logit for token ids, computed here from the network itself; a model with a bag of n-grams reads
+    the bag of `context` (default: the same ids), which explanations hold fixed."""
+    net = clf.model_
     with torch.no_grad():
-        tokens = torch.tensor([ids])
-        return float(clf.model_(tokens, torch.tensor([len(ids)]))[0, target])
+        tokens, lengths = torch.tensor([ids]), torch.tensor([len(ids)])
+        bag = net.bag_of_ngrams(torch.tensor([context or ids]), lengths)
+        return float(net.forward_embedded(net.encoder.embed(tokens), lengths, bag)[0, target])
 
 
 @pytest.mark.parametrize("which", ["clf", "gru"])
@@ -41,7 +45,8 @@ def test_integrated_gradients_add_up_to_the_logit_difference(which, request, ag_
     for e in model.explain(texts):
         target = model.classes_.index(e.label)
         ids = [model.vectorizer_.tokenizer.token_to_id(t.token) for t in e.tokens if t.read]
-        difference = logit(model, ids, target) - logit(model, [0] * len(ids), target)  # from all padding
+        # from all padding (beside the text's own bag of n-grams, if the model reads one)
+        difference = logit(model, ids, target) - logit(model, [0] * len(ids), target, context=ids)
         total = sum(t.score for t in e.tokens if t.read)
         assert abs(total - difference) <= 0.01 * abs(difference), (e.text, total, difference, e.steps)
         assert e.label == model.predict([e.text])[0]
@@ -65,11 +70,12 @@ def test_occlusion_scores_are_the_logit_drop_without_the_token(clf):
     lengths = torch.tensor([tokens.shape[1]])
     with torch.no_grad():
         embedded = clf.model_.encoder.embed(tokens)
-        full = float(clf.model_.forward_embedded(embedded, lengths)[0, target])
+        bag = clf.model_.bag_of_ngrams(tokens, lengths)  # None for a model without n-grams
+        full = float(clf.model_.forward_embedded(embedded, lengths, bag)[0, target])
         for i, token in enumerate(e.tokens):
             occluded = embedded.clone()
             occluded[0, i] = clf.model_.encoder.embedding.weight[0]  # padding's vector in its place
-            drop = full - float(clf.model_.forward_embedded(occluded, lengths)[0, target])
+            drop = full - float(clf.model_.forward_embedded(occluded, lengths, bag)[0, target])
             assert abs(token.score - drop) < 1e-4, (token.token, token.score, drop)
 
 

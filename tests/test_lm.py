@@ -167,6 +167,7 @@ def test_init_from_copies_the_language_model_and_unfreezes_from_the_top(char_lm,
     head_only = TextClassifier(epochs=1, **common).fit(texts, labels)
     encoder = head_only.model_.encoder
     assert not encoder.config.bidirectional and encoder.config.hidden_size == 128
+    assert encoder.config.ngrams == 0  # "auto": no bag of n-grams on top of a language model
     assert torch.equal(encoder.embedding.weight, lm.model_.embedding.weight)  # epoch 1 trains the head alone
     assert torch.equal(encoder.rnn.weight_hh_l0, lm.model_.rnns[0].weight_hh_l0)
     ids = torch.tensor([lm.vectorizer_.encode_reference(["the plot was thin"])[0]])

@@ -197,3 +197,70 @@ def test_input_dropout_drops_the_same_features_at_every_step_in_training_only():
     assert torch.equal(model.encoder.embed(tokens), plain)
     with pytest.raises(TextrnnError, match="input_dropout"):
         ModelConfig(500, 4, input_dropout=1.0)
+
+
+@pytest.mark.parametrize("ngrams", [1, 2, 3])
+def test_the_bag_of_ngrams_keeps_masking_exact(ngrams):
+    torch.manual_seed(0)
+    config = ModelConfig(60, 4, "lstm", 12, 10, 1, True, 0.0, pooling="concat", ngrams=ngrams,
+                         ngram_buckets=97 if ngrams > 1 else 0)
+    model = RNNClassifier(config).eval()
+    tokens, lengths = _batch([5, 3, 7, 1, 9, 2, 6, 4, 8, 11, 10])
+    with torch.no_grad():
+        batched = model(tokens, lengths)
+        alone = torch.cat([model(tokens[i : i + 1, :n], lengths[i : i + 1]) for i, n in enumerate(lengths.tolist())])
+        wider = model(torch.nn.functional.pad(tokens, (0, 5)), lengths)  # more padding changes nothing either
+    assert torch.allclose(batched, alone, atol=1e-5, rtol=0)
+    assert torch.allclose(batched, wider, atol=1e-5, rtol=0)
+    assert model.head.in_features == 3 * 20 + 12  # the pooled states, then the bag's mean vector
+
+
+def test_the_bag_is_the_mean_of_the_words_and_their_hashed_ngrams():
+    from textrnn.models.classifier import NGRAM_HASH_PRIME
+
+    torch.manual_seed(0)
+    config = ModelConfig(60, 4, "lstm", 12, 10, ngrams=3, ngram_buckets=97)
+    model = RNNClassifier(config).eval()
+    assert model.embedding.num_embeddings == 60 + 97  # the words' rows, then the n-grams'
+    text = [7, 23, 5, 41]
+    rows = list(text)
+    rows += [60 + (a * NGRAM_HASH_PRIME + b) % 97 for a, b in zip(text, text[1:])]
+    rows += [60 + ((a * NGRAM_HASH_PRIME + b) % 97 * NGRAM_HASH_PRIME + c) % 97
+             for a, b, c in zip(text, text[1:], text[2:])]
+    assert len(rows) == 4 + 3 + 2
+    tokens = torch.tensor([text + [0, 0], [9, 0, 0, 0, 0, 0]])
+    with torch.no_grad():
+        bag = model.bag_of_ngrams(tokens, torch.tensor([4, 1]))
+        assert torch.allclose(bag[0], model.embedding.weight[rows].mean(0), atol=1e-6)
+        assert torch.allclose(bag[1], model.embedding.weight[9], atol=1e-6)  # one word: no n-grams yet
+        assert torch.equal(model.bag_of_ngrams(tokens, torch.tensor([0, 0])), torch.zeros(2, 12))  # empty texts
+    swapped = torch.tensor([[23, 7, 5, 41]])  # the order of the words moves their bigram to another row
+    assert not torch.allclose(model.bag_of_ngrams(swapped, torch.tensor([4])), bag[:1])
+
+
+def test_ngram_dropout_leaves_out_occurrences_in_training_only():
+    torch.manual_seed(0)
+    model = RNNClassifier(ModelConfig(500, 4, "lstm", 8, 6, ngrams=2, ngram_buckets=1000, ngram_dropout=0.5))
+    tokens = torch.randint(2, 500, (64, 40))
+    lengths = torch.full((64,), 40)
+    model.eval()
+    plain = model.bag_of_ngrams(tokens, lengths)
+    assert torch.equal(plain, model.bag_of_ngrams(tokens, lengths))
+    model.train()
+    with torch.no_grad():  # feature 0: 1 in every row; feature 1: 1 in the words' rows, 0 in the bigrams'
+        model.embedding.weight[:, 0] = 1.0
+        model.embedding.weight[:, 1] = (torch.arange(1500) < 500).float()
+    dropped = model.bag_of_ngrams(tokens, lengths).detach()
+    assert torch.allclose(dropped[:, 0], torch.ones(64))  # the mean of the entries kept, not a rescaled sum
+    words = dropped[:, 1]  # each text's share of words among its kept entries (40 of 79 without dropout)
+    assert len(set(words.tolist())) > 10 and abs(float(words.mean()) - 40 / 79) < 0.03
+    model.eval()
+    assert torch.allclose(model.bag_of_ngrams(tokens, lengths)[:, 1], torch.full((64,), 40 / 79))
+    with pytest.raises(TextrnnError, match="ngram_dropout"):
+        ModelConfig(500, 4, ngrams=2, ngram_buckets=10, ngram_dropout=1.0)
+    with pytest.raises(TextrnnError, match="ngram_buckets"):
+        ModelConfig(500, 4, ngrams=2)
+    with pytest.raises(TextrnnError, match="ngrams must be"):
+        ModelConfig(500, 4, ngrams=4, ngram_buckets=10)
+    with pytest.raises(TextrnnError, match="bag_of_ngrams"):
+        model.forward_embedded(model.encoder.embed(tokens), lengths)

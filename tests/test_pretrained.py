@@ -50,6 +50,8 @@ def test_a_format_1_directory_loads_and_predicts_identically(tmp_path):
     assert clf.predict(expected["texts"]) == expected["labels"]
     assert clf.cell == "gru" and clf.max_len == 30 and clf.metadata["dataset"] == "ag_news"
     assert len(clf.history_) == 1
+    # a setting the directory predates reads as what its network is, not as today's default: no n-grams
+    assert clf.ngrams == 0 and clf.get_params()["ngrams"] == 0
     # saving it again writes format 2, which loads to the same predictions
     out = clf.save_pretrained(tmp_path / "again")
     assert json.loads((out / "config.json").read_text())["format"] == 2
@@ -96,8 +98,9 @@ def test_a_tampered_vocab_size_is_one_line_and_exit_2_without_allocating(small, 
     # a smaller lie, within the bounds: the weights file disagrees, and says so
     config["model"]["vocab_size"] = 100_000_000 // 2
     (out / "config.json").write_text(json.dumps(config))
-    with pytest.raises(TextrnnError, match=r"does not match config.json: encoder.embedding.weight is \[800, 8\] in "
-                                           r"the file but \[50000000, 8\]"):
+    rows = small.model_.config.ngram_buckets  # the bag of n-grams' rows come after the words'
+    with pytest.raises(TextrnnError, match=rf"does not match config.json: encoder.embedding.weight is \[{800 + rows}, "
+                                           rf"8\] in the file but \[{50_000_000 + rows}, 8\]"):
         TextClassifier.from_pretrained(out)
 
 

@@ -51,6 +51,7 @@ def test_the_presets_keep_the_lessons_settings():
         (1, 1e-3, "constant", None, None, None, None)
     assert (clf.pooling, clf.embedding_dropout, clf.adversarial) == ("last", 0.0, 0.0)  # the lesson's Dense(last)
     assert clf.build(4).config.embedding_dim == 128  # the lesson's Embedding(20000, 128)
+    assert clf.ngrams == 0 and clf.build(4).embedding.num_embeddings == 20000  # no bag of n-grams, no extra rows
     assert all(p.params["embeddings"] is None for p in PRESETS.values())
 
 
@@ -64,6 +65,8 @@ def test_train_with_only_a_training_file_uses_the_recipe(data_root, tmp_path, ca
     assert (params["lr"], params["lr_schedule"], params["early_stopping"], params["max_len"]) == \
         (3e-3, "linear", 2, 400)
     assert (params["pooling"], params["embedding_dropout"], params["adversarial"]) == ("concat", 0.25, "auto")
+    assert (params["ngrams"], params["ngram_buckets"], params["ngram_dropout"]) == ("auto", 2**18, 0.75)
+    assert json.loads((out / "config.json").read_text())["model"]["ngrams"] == 2
     assert record["run"]["adversarial"] == 1.0  # "auto" on GloVe: the recipe's distance
     assert record["run"]["embeddings"] == "glove-6b-50d"
     assert record["run"]["metadata"]["source"]["val_split"] == 0.1

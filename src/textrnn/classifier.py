@@ -35,6 +35,8 @@ from .training.distributed import world_from_env
 log = logging.getLogger("textrnn")
 
 DEFAULT_EMBEDDING_DIM = 128
+AUTO_NGRAMS, RECIPE_NGRAMS = "auto", 2  # words and bigrams, unless the network starts from a language model
+DEFAULT_NGRAM_BUCKETS = 2**18  # hashed n-gram rows (fastText's 2 million would be 400 MB at 50 dimensions)
 HISTORY_FILE = "history.csv"
 CURVES_FILE = "training.png"
 # settings that may differ between a run and its resumption: where it runs, how it reports, where it checkpoints
@@ -72,6 +74,15 @@ class BaseTextClassifier:
     input_dropout: in training, variational (locked) dropout on the recurrence's input: each text loses this share
         of its embedding's features, the same ones at every step (Gal & Ghahramani 2016; 0 in the recipe and the
         lesson).
+    ngrams, ngram_buckets, ngram_dropout: also read each text as a bag of its words and its 2..`ngrams`-grams,
+        fastText's model trained together with the RNN: the mean of their embedding rows (the words' own rows,
+        the n-grams hashed into `ngram_buckets` rows added to the table) is joined to the pooled states before
+        the head; in training each n-gram occurrence leaves the bag with probability `ngram_dropout`. The
+        recipe: words and bigrams (2) in 2**18 buckets, dropout 0.75 (bench/README.md has what it did); 0: off
+        (the lesson's presets); "auto" (the default): 2, or 0 with `init_from` (not measured on top of a
+        language model, and its fine-tuning would leave the bag's rows, which join the embedding's layer group,
+        frozen at their random start until the last epochs). Explanations score the recurrence's input only:
+        the bag is held fixed, as part of the text's context.
     pooling: how a text's states become one vector: "last" (its final state, the lesson's), "max", "mean" (over
         its real tokens) or "concat" (all three: the recipe's).
     tokenizer: "word" (the lesson's Keras-style words), "char", "wordpiece" or "bpe" (subwords).
@@ -86,8 +97,8 @@ class BaseTextClassifier:
         from each end), so long documents train in bounded time and memory.
     batch_size, epochs, lr, seed: training (Adam, cross-entropy). The defaults (with `max_len` 400, a linear
         schedule with 10 % warm-up, early stopping after 2 epochs without progress, GloVe, concat pooling,
-        embedding dropout 0.25 and adversarial training at 1.0 on GloVe) are textrnn's recipe, chosen on validation data
-        against fastText (bench/README.md, "the leaderboard"); the lesson's presets keep the lesson's own
+        embedding dropout 0.25, adversarial training at 1.0 on GloVe and a bag of words and bigrams beside the
+        RNN) are textrnn's recipe, chosen on validation data against fastText (bench/README.md, "the leaderboard"); the lesson's presets keep the lesson's own
         settings.
     batching: "bucket" (length-sorted batches, fast), "shuffle" (random order, padded) or "sequential" (file
         order, padded: the lesson's way).
@@ -138,6 +149,9 @@ class BaseTextClassifier:
         embedding_dropout: float = 0.25,
         token_dropout: float = 0.0,
         input_dropout: float = 0.0,
+        ngrams: int | str = "auto",
+        ngram_buckets: int = DEFAULT_NGRAM_BUCKETS,
+        ngram_dropout: float = 0.75,
         pooling: str = "concat",
         mask: bool = True,
         max_tokens: int = DEFAULT_MAX_TOKENS,
@@ -180,6 +194,9 @@ class BaseTextClassifier:
         self.embedding_dropout = embedding_dropout
         self.token_dropout = token_dropout
         self.input_dropout = input_dropout
+        self.ngrams = ngrams
+        self.ngram_buckets = ngram_buckets
+        self.ngram_dropout = ngram_dropout
         self.pooling = pooling
         self.mask = mask
         self.max_tokens = max_tokens
@@ -225,6 +242,7 @@ class BaseTextClassifier:
             raise TextrnnError(f"max_len must be at least 1 token, got {self.max_len}")
         if self.truncate not in TRUNCATION:
             raise TextrnnError(f"unknown truncation {self.truncate!r}: choose one of {', '.join(TRUNCATION)}")
+        self._ngrams()
         if isinstance(self.adversarial, str) and self.adversarial != "auto":
             raise TextrnnError(f"adversarial is a distance or 'auto', got {self.adversarial!r}")
         if self.adapt_limit is not None and self.adapt_limit < 1:
@@ -258,7 +276,7 @@ class BaseTextClassifier:
                                embedding_dim=lm["embedding_dim"], hidden_size=lm["hidden_size"], layers=lm["layers"],
                                bidirectional=False, dropout=self.dropout, mask=self.mask, pooling=self.pooling,
                                embedding_dropout=self.embedding_dropout, token_dropout=self.token_dropout,
-                               input_dropout=self.input_dropout)
+                               input_dropout=self.input_dropout, **self._ngram_config())
         # The word vectorizer's table has max_tokens rows whether or not the texts fill them (Keras's layer, the
         # lesson's parameter counts); a learned char or subword vocabulary gets exactly its size.
         return ModelConfig(vocab_size=vocab_size or self.max_tokens, num_classes=num_classes, cell=self.cell,
@@ -267,7 +285,20 @@ class BaseTextClassifier:
                            hidden_size=self.hidden_size, layers=self.layers, bidirectional=self.bidirectional,
                            dropout=self.dropout, mask=self.mask, pooling=self.pooling,
                            embedding_dropout=self.embedding_dropout, token_dropout=self.token_dropout,
-                           input_dropout=self.input_dropout)
+                           input_dropout=self.input_dropout, **self._ngram_config())
+
+    def _ngram_config(self) -> dict:
+        ngrams = self._ngrams()
+        return {"ngrams": ngrams, "ngram_buckets": self.ngram_buckets if ngrams >= 2 else 0,
+                "ngram_dropout": self.ngram_dropout}
+
+    def _ngrams(self) -> int:
+        """The n-gram order the network reads: `ngrams`, with "auto" resolved (see the class doc)."""
+        if self.ngrams == AUTO_NGRAMS:
+            return 0 if self.init_from is not None else RECIPE_NGRAMS
+        if isinstance(self.ngrams, str):
+            raise TextrnnError(f"ngrams is an n-gram order (0 for none) or 'auto', got {self.ngrams!r}")
+        return self.ngrams
 
     def _vectors_dim(self) -> int | None:
         """The width of the packaged vectors this classifier starts from (None for none, or a file's: known only
@@ -460,7 +491,7 @@ class BaseTextClassifier:
         lm = load_language_model_directory(self.init_from, "cpu").model
         rnn = model.encoder.rnn
         with torch.no_grad():
-            model.encoder.embedding.weight.copy_(lm.embedding.weight)
+            model.encoder.embedding.weight[: lm.config.vocab_size].copy_(lm.embedding.weight)
             for i, layer in enumerate(lm.rnns):
                 for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
                     getattr(rnn, f"{name}_l{i}").copy_(getattr(layer, f"{name}_l0"))  # weight_hh: DropConnect is
@@ -625,7 +656,8 @@ class BaseTextClassifier:
         params = {"cell": c.cell, "embedding_dim": c.embedding_dim, "hidden_size": c.hidden_size, "layers": c.layers,
                   "bidirectional": c.bidirectional, "dropout": c.dropout, "pooling": c.pooling, "mask": c.mask,
                   "embedding_dropout": c.embedding_dropout, "token_dropout": c.token_dropout,
-                  "input_dropout": c.input_dropout,
+                  "input_dropout": c.input_dropout, "ngrams": c.ngrams, "ngram_dropout": c.ngram_dropout,
+                  **({"ngram_buckets": c.ngram_buckets} if c.ngram_buckets else {}),
                   "max_tokens": t["max_tokens"], "tokenizer": t["type"], "max_len": t.get("max_len"),
                   "truncate": t.get("truncate", "head")}
         state = loaded.trainer_state or {}

@@ -38,6 +38,8 @@ DEFAULT_SPACE: dict[str, Any] = {
     "dropout": {"low": 0.0, "high": 0.5},
     "embedding_dropout": {"low": 0.0, "high": 0.4},
     "pooling": ["last", "max", "mean", "concat"],
+    "ngrams": [0, 2],  # without or with the bag of words and bigrams beside the RNN
+    "ngram_dropout": {"low": 0.0, "high": 0.8},
     "lr": {"low": 3e-4, "high": 1e-2, "log": True},
     "batch_size": [16, 32, 64],
     "weight_decay": [0.0, 1e-4, 1e-3, 1e-2],

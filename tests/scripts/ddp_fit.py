@@ -19,7 +19,7 @@ def main(out: str, cell: str, optimizer: str, batch: str, rows: str) -> None:
     data = load_ag_news(DATA)
     texts, labels = data.train.texts()[: int(rows)], data.labels_of(data.train)[: int(rows)]
     clf = TextClassifier(cell=cell, optimizer=optimizer, batch_size=int(batch), epochs=1, seed=3,
-                         embedding_dropout=0.0, progress=False, device="cpu")
+                         embedding_dropout=0.0, ngram_dropout=0.0, progress=False, device="cpu")
     clf.fit(texts, labels)
     save_file({k: v.contiguous() for k, v in clf.model_.state_dict().items()}, f"{out}.rank{world_from_env().rank}")
 

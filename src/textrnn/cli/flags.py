@@ -8,8 +8,8 @@ from ..data.files import BAD_ROWS, FORMATS
 from ..data.sources import DataSource
 
 MODEL_FLAGS = ("cell", "embedding_dim", "hidden_size", "layers", "bidirectional", "dropout", "embedding_dropout",
-               "token_dropout", "input_dropout", "pooling", "mask", "max_tokens", "tokenizer", "embeddings",
-               "freeze_embeddings", "init_from")
+               "token_dropout", "input_dropout", "ngrams", "ngram_buckets", "ngram_dropout", "pooling", "mask",
+               "max_tokens", "tokenizer", "embeddings", "freeze_embeddings", "init_from")
 TRAIN_FLAGS = ("max_len", "truncate", "adapt_limit", "batch_size", "epochs", "lr", "seed", "batching", "device",
                "optimizer", "precision", "clip_norm", "weight_decay", "adversarial", "lr_schedule", "warmup",
                "early_stopping", "monitor", "discriminative_lr", "gradual_unfreezing")
@@ -34,6 +34,13 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
                    "zeros with this probability, on its own (word dropout; default 0)")
     g.add_argument("--input-dropout", type=float, metavar="P", help="in training, each text loses this share of "
                    "its embedding's features, the same ones at every step (variational dropout; default 0)")
+    g.add_argument("--ngrams", type=int, metavar="N", help="also read each text as a bag of its words and word "
+                   "2..N-grams (fastText's model, trained with the RNN and joined to its head; default 2, or 0 with "
+                   "--init-from; 0: off)")
+    g.add_argument("--ngram-buckets", type=int, metavar="ROWS", help="embedding rows the 2..N-grams are hashed "
+                   "into (default 262144)")
+    g.add_argument("--ngram-dropout", type=float, metavar="P", help="in training, each n-gram occurrence leaves "
+                   "the bag with this probability (default 0.75)")
     g.add_argument("--pooling", choices=["last", "max", "mean", "concat"],
                    help="a text's vector: its final state (presets), the max or mean of its states over its "
                         "tokens, or all three side by side (concat, the default)")

@@ -123,4 +123,6 @@ class DeployedClassifier(nn.Module):
                                             getattr(self, f"b{i}"), c.cell)
         final = final.masked_fill((lengths == 0)[:, None], 0.0)
         pooled = pool(Encoded(final, x, lengths), c.pooling)
+        if c.ngrams:
+            pooled = torch.cat([pooled, self.model.bag_of_ngrams(tokens, lengths)], dim=1)
         return torch.softmax(self.model.head(pooled), dim=-1)

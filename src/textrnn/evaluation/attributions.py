@@ -83,8 +83,11 @@ def explain_one(model, vectorizer, text: str, labels: list[str], max_len: int | 
         with torch.no_grad():
             embedded = model.encoder.embed(tokens)
             baseline = model.encoder.embed(torch.full_like(tokens, PAD_ID))
-            logits = forward(embedded, lengths)[0].float()
-            baseline_logits = forward(baseline, lengths)[0].float()
+            # a bag of n-grams (if the model reads one) is part of the text's context, held fixed: the scores are
+            # the recurrence's input's, and they still add up to the logit's difference from the baseline's
+            bag = model.bag_of_ngrams(tokens, lengths)
+            logits = forward(embedded, lengths, bag)[0].float()
+            baseline_logits = forward(baseline, lengths, bag)[0].float()
         probabilities = torch.softmax(logits, 0).tolist()
         if target is None:
             index = int(logits.argmax())
@@ -101,7 +104,7 @@ def explain_one(model, vectorizer, text: str, labels: list[str], max_len: int | 
             ig = IntegratedGradients(forward)
             while True:
                 attributions, delta = ig.attribute(embedded, baselines=baseline, target=index,
-                                                   additional_forward_args=(lengths,), n_steps=n,
+                                                   additional_forward_args=(lengths, bag), n_steps=n,
                                                    internal_batch_size=min(n, 64), return_convergence_delta=True)
                 gap = abs(float(delta[0]))
                 if steps is not None or gap <= COMPLETENESS_TOLERANCE * max(abs(difference), 1e-6) or n >= MAX_STEPS:
@@ -112,7 +115,7 @@ def explain_one(model, vectorizer, text: str, labels: list[str], max_len: int | 
         elif tokens.shape[1]:
             attributions = Occlusion(forward).attribute(embedded, sliding_window_shapes=(1, embedded.shape[2]),
                                                         baselines=baseline, target=index,
-                                                        additional_forward_args=(lengths,))
+                                                        additional_forward_args=(lengths, bag))
             # the window covers a whole embedding, and Occlusion gives each of its elements the window's score
             scores = attributions[0, :, 0].detach().float().cpu().numpy()
     score_of = dict(zip(kept.tolist(), scores.tolist()))

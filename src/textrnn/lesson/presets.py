@@ -30,7 +30,7 @@ class Preset:
 # defaults are its recipe, which differs in each of these).
 _COMMON = dict(max_tokens=DEFAULT_MAX_TOKENS, epochs=1, lr=1e-3, dropout=0.0, layers=1, bidirectional=False,
                clip_norm=None, lr_schedule="constant", warmup=0.0, early_stopping=None, max_len=None,
-               embeddings=None, pooling="last", embedding_dropout=0.0, adversarial=0.0)
+               embeddings=None, pooling="last", embedding_dropout=0.0, adversarial=0.0, ngrams=0)
 
 PRESETS: dict[str, Preset] = {
     p.name: p

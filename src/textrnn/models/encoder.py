@@ -44,7 +44,7 @@ class RNNEncoder(nn.Module):
     def __init__(self, config: ModelConfig, initialise: bool = True):
         super().__init__()
         self.config = c = config
-        self.embedding = nn.Embedding(c.vocab_size, c.embedding_dim)
+        self.embedding = nn.Embedding(c.table_rows, c.embedding_dim)  # the words' rows, then any n-grams'
         cell = CELL_MODULES[c.cell]
         extra = {"nonlinearity": "tanh"} if c.cell == "rnn" else {}
         if c.bidirectional:
@@ -96,7 +96,7 @@ class RNNEncoder(nn.Module):
         c = self.config
         if c.embedding_dropout > 0:  # one draw per word of the vocabulary, so a word is dropped everywhere at once
             p = c.embedding_dropout
-            keep = x.new_empty(self.embedding.num_embeddings).bernoulli_(1 - p).div_(1 - p)
+            keep = x.new_empty(c.vocab_size).bernoulli_(1 - p).div_(1 - p)
             x = x * keep.index_select(0, tokens.reshape(-1)).view(*tokens.shape, 1)
         if c.token_dropout > 0:  # one draw per token occurrence
             p = c.token_dropout

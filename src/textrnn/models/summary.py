@@ -35,8 +35,9 @@ def summary(model: RNNClassifier, name: str = "textrnn") -> str:
         shape = f"(None, None, {width})" if layer < c.layers - 1 or c.pooling != "last" else f"(None, {width})"
         kind = f"Bidirectional {cell}" if c.bidirectional else cell
         rows.append((f"{c.cell}_{layer + 1} ({kind})", shape, params))
-    if c.pooling != "last":
-        rows.append((f"pool ({c.pooling})", f"(None, {model.pooled_size})", 0))
+    if c.pooling != "last" or c.ngrams:
+        ngrams = f" + {c.ngrams}-gram bag" if c.ngrams else ""
+        rows.append((f"pool ({c.pooling}{ngrams})", f"(None, {model.pooled_size})", 0))
     rows.append(("dense (Linear)", f"(None, {c.num_classes})", sum(p.numel() for p in model.head.parameters())))
     counts = count_parameters(model)
     w0 = max(28, max(len(r[0]) for r in rows) + 2)

@@ -326,12 +326,13 @@ class AdversarialObjective(nn.Module):
         embedded = self.model.encoder.embed(tokens)
         if not embedded.requires_grad:  # frozen vectors: the move still needs the gradient at the embedded tokens
             embedded.requires_grad_(True)
-        logits = self.model.forward_embedded(embedded, lengths)
+        bag = self.model.bag_of_ngrams(tokens, lengths)  # not moved: the move is on the recurrence's input
+        logits = self.model.forward_embedded(embedded, lengths, bag)
         loss = nn.functional.cross_entropy(logits.float(), target)
         (grad,) = torch.autograd.grad(loss, embedded, retain_graph=True)
         norm = grad.flatten(1).norm(dim=1).clamp(min=1e-12)  # padding has no gradient, so it is never moved
         shift = (self.epsilon * grad / norm[:, None, None]).detach()
-        moved = self.model.forward_embedded(embedded + shift, lengths)
+        moved = self.model.forward_embedded(embedded + shift, lengths, bag)
         return logits, loss, nn.functional.cross_entropy(moved.float(), target)
 
 
