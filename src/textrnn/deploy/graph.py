@@ -122,7 +122,6 @@ class DeployedClassifier(nn.Module):
             x, final = RecurrentLayer.apply(x, running, getattr(self, f"w{i}"), getattr(self, f"r{i}"),
                                             getattr(self, f"b{i}"), c.cell)
         final = final.masked_fill((lengths == 0)[:, None], 0.0)
-        pooled = pool(Encoded(final, x, lengths), c.pooling)
-        if c.ngrams:
-            pooled = torch.cat([pooled, self.model.bag_of_ngrams(tokens, lengths)], dim=1)
+        pooled = self.model.head_input(pool(Encoded(final, x, lengths), c.pooling),
+                                       self.model.bag_of_ngrams(tokens, lengths))
         return torch.softmax(self.model.head(pooled), dim=-1)

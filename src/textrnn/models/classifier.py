@@ -125,9 +125,12 @@ class RNNClassifier(nn.Module):
         """Logits from embedded tokens (batch, width, embedding_dim): what gradient attributions differentiate.
         A model with n-grams also takes their bag (`bag_of_ngrams` of the same tokens), which stays fixed."""
         encoded = self.encoder.encode(x, lengths, steps=self.config.pooling != "last")
-        pooled = pool(encoded, self.config.pooling)
-        if self.config.ngrams:
-            if bag is None:
-                raise TextrnnError("this classifier reads a bag of n-grams too: pass bag_of_ngrams(tokens, lengths)")
-            pooled = torch.cat([pooled, bag.to(pooled.dtype)], dim=1)
-        return self.head(self.dropout(pooled))
+        return self.head(self.dropout(self.head_input(pool(encoded, self.config.pooling), bag)))
+
+    def head_input(self, pooled: torch.Tensor, bag: torch.Tensor | None) -> torch.Tensor:
+        """What the head reads: the pooled states, then the bag of n-grams' mean vector when the model has one."""
+        if not self.config.ngrams:
+            return pooled
+        if bag is None:
+            raise TextrnnError("this classifier reads a bag of n-grams too: pass bag_of_ngrams(tokens, lengths)")
+        return torch.cat([pooled, bag.to(pooled.dtype)], dim=1)
