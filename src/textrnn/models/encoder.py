@@ -3,8 +3,8 @@ step's state and each text's final state. The classifier (and any other head) is
 
 Masking (the lesson's `mask_zero=True`) means padded positions take no part in the recurrence, in either
 direction and at every depth: a text's states are the same whether it is run alone or inside a padded batch.
-It is done without a per-step mask and without `pack_padded_sequence`, so every batch runs through PyTorch's
-fused oneDNN/cuDNN kernels, which only take dense input:
+It is done without a per-step mask and without `pack_padded_sequence`, so every batch runs through fused
+kernels (PyTorch's oneDNN/cuDNN, or textrnn's compiled LSTM recurrence, `fast_lstm`), which take dense input:
 
 * Padding sits at the end of each row, so a forward-reading RNN computes every real position exactly as if
   the padding were absent; a text's final state is its output at its last real position, not the RNN's last
@@ -12,7 +12,8 @@ fused oneDNN/cuDNN kernels, which only take dense input:
 * The backward direction reads each row reversed *within its length* (real tokens reversed, padding still at
   the end), so it too meets the padding only after the text, and its outputs are put back in the original
   order before the next layer reads them. So a bidirectional model keeps one unidirectional RNN per layer and
-  direction.
+  direction. textrnn's LSTM kernel reads the backward direction in that order itself, both directions in one
+  call, so neither the input nor the output is reordered.
 
 With `mask=False` the RNN reads the padding, as the lesson's unmasked models do: every row counts as long as the
 batch, so the forward direction ends on padding and the backward direction starts on it.
@@ -27,9 +28,11 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
+from .fast_lstm import LSTM, bidirectional
 from .simple_rnn import SimpleRNN
 
-CELL_MODULES = {"rnn": SimpleRNN, "lstm": nn.LSTM, "gru": nn.GRU}  # SimpleRNN: nn.RNN with a faster CPU backward
+# nn.RNN and nn.LSTM with faster CPU paths (a written-out backward; a compiled recurrence), the same weights
+CELL_MODULES = {"rnn": SimpleRNN, "lstm": LSTM, "gru": nn.GRU}
 
 
 class Encoded(NamedTuple):
@@ -142,14 +145,19 @@ class RNNEncoder(nn.Module):
             for i, layer in enumerate(self.rnn):
                 if i > 0:
                     x = self.dropout(x)  # between layers, as nn.LSTM's `dropout` does
-                forward, _ = layer["forward_rnn"](x)
-                backward, _ = layer["backward_rnn"](reversed_rows(x))
-                if i == len(self.rnn) - 1:
-                    final = torch.cat([forward[rows, last], backward[rows, last]], dim=1)
-                    if steps:
-                        outputs = torch.cat([forward, reversed_rows(backward)], dim=2)
+                forward_rnn, backward_rnn = layer["forward_rnn"], layer["backward_rnn"]
+                if isinstance(forward_rnn, LSTM) and forward_rnn.uses_kernel(x):
+                    # one call runs both directions; the kernel reads the backward one in its order itself
+                    both = bidirectional(forward_rnn, backward_rnn, x, lengths)
                 else:
-                    x = torch.cat([forward, reversed_rows(backward)], dim=2)
+                    both = torch.cat([forward_rnn(x)[0], reversed_rows(backward_rnn(reversed_rows(x))[0])], dim=2)
+                if i == len(self.rnn) - 1:
+                    # each row's forward state at its last real position, its backward state at position 0
+                    hidden = self.config.hidden_size
+                    final = torch.cat([both[rows, last, :hidden], both[:, 0, hidden:]], dim=1)
+                    outputs = both if steps else None
+                else:
+                    x = both
         empty = lengths == 0
         # the check skips a masked_fill on the usual batch; a traced graph must not bake one outcome of it in
         if torch.jit.is_tracing() or bool(empty.any()):

@@ -24,6 +24,7 @@ from torch.nn.utils import parametrize
 
 from ..errors import TextrnnError
 from .config import check_shape
+from .fast_lstm import LSTM
 
 SOFTMAXES = ("full", "adaptive")
 
@@ -95,7 +96,7 @@ def locked_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return x * mask
 
 
-CELL_MODULES = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+CELL_MODULES = {"rnn": nn.RNN, "lstm": LSTM, "gru": nn.GRU}  # LSTM: nn.LSTM with a compiled CPU recurrence
 
 
 class RNNLanguageModel(nn.Module):

@@ -1,0 +1,211 @@
+"""An LSTM layer whose recurrence runs in a small compiled kernel on the CPU (`lstm_kernel.cpp`).
+
+PyTorch's CPU LSTM is oneDNN's, whose training backward takes more than twice its forward; at the BiLSTM's shapes
+(256 texts, 64 units) it reached 27-30 % of the fp32 matmul peak. `LSTM` computes what
+`nn.LSTM(batch_first=True)` computes, with one autograd node per layer:
+
+    forward   gates = x W_ih^T + b_ih + b_hh                   (PyTorch: one matmul for every step)
+              per step: gates_t += h_{t-1} W_hh^T, the gate arithmetic, c_t and h_t      (the kernel)
+    backward  per step: the gates' gradients, and h_{t-1}'s through the recurrence       (the kernel)
+              dW_hh, dW_ih, dx, db                               (PyTorch: three matmuls and a sum)
+
+The kernel splits the batch's rows between threads for the whole sequence, as rows never interact: no thread
+waits for another between steps, and a row's arithmetic is the same however the batch is split. Its outputs
+differ from oneDNN's by float rounding (its exp is a polynomial), not more (tests/test_fast_lstm.py).
+
+The kernel is C++ compiled on first use with the system's `g++` into a per-user cache (a second of compiling,
+once per machine and source). Without a compiler, on CUDA, under bf16 autocast, with an initial state, packed
+input, a hidden size that is not a multiple of 16, or when `TEXTRNN_LSTM_KERNEL=0`, the layer is `nn.LSTM`'s own.
+It subclasses `nn.LSTM`, so parameters and state dicts are nn.LSTM's.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from functools import cache
+from pathlib import Path
+
+import torch
+from torch import nn
+
+SOURCE = Path(__file__).with_name("lstm_kernel.cpp")
+COMPILE = ["-O3", "-march=native", "-shared", "-fPIC", "-fopenmp", "-std=c++17"]
+ABI = 6  # lstm_kernel.cpp's textrnn_lstm_abi(): the argument lists below are for this version of the source
+ENABLED_ENV = "TEXTRNN_LSTM_KERNEL"  # "0" turns the kernel off (oneDNN's LSTM everywhere)
+
+log = logging.getLogger(__name__)
+
+
+def _cache_dir() -> Path:
+    from platformdirs import user_cache_dir  # a core dependency; imported here, as it is only needed here
+
+    return Path(os.environ.get("TEXTRNN_KERNEL_CACHE", user_cache_dir("textrnn"))) / "kernels"
+
+
+@cache
+def kernel() -> ctypes.CDLL | None:
+    """The compiled kernel, building it if this machine has not yet; None where it cannot be had."""
+    if os.environ.get(ENABLED_ENV, "1") == "0":
+        return None
+    compiler = shutil.which(os.environ.get("CXX", "g++"))
+    if compiler is None or platform.system() == "Windows":
+        log.info("no C++ compiler found: the LSTM runs on PyTorch's own kernel")
+        return None
+    source = SOURCE.read_bytes()
+    # one build per source, flags, compiler and CPU (-march=native): a cache shared by machines stays correct
+    key = hashlib.sha256(source + " ".join([compiler, *COMPILE, platform.machine(), _cpu_model()]).encode())
+    library = _cache_dir() / f"lstm_kernel-{key.hexdigest()[:16]}.so"
+    try:
+        if not library.exists():
+            library.parent.mkdir(parents=True, exist_ok=True)
+            # built beside its final name and renamed: processes starting together never load a half-written file
+            with tempfile.TemporaryDirectory(dir=library.parent) as tmp:
+                built = Path(tmp) / library.name
+                subprocess.run([compiler, *COMPILE, str(SOURCE), "-o", str(built)], check=True,
+                               capture_output=True, timeout=120)
+                os.replace(built, library)
+        lib = ctypes.CDLL(str(library))
+    except (OSError, subprocess.SubprocessError) as error:
+        detail = getattr(error, "stderr", b"") or b""
+        log.warning("could not build the LSTM kernel (%s%s): the LSTM runs on PyTorch's own kernel",
+                    error, ": " + detail.decode(errors="replace")[-500:] if detail else "")
+        return None
+    if lib.textrnn_lstm_abi() != ABI:  # a source changed under a running process: its argument lists are stale
+        log.warning("the LSTM kernel's source does not match this textrnn: the LSTM runs on PyTorch's own kernel")
+        return None
+    pointer, integer = ctypes.c_void_p, ctypes.c_int
+    lib.textrnn_lstm_forward.argtypes = [integer] * 5 + [pointer] * 9 + [integer]
+    lib.textrnn_lstm_backward.argtypes = [integer] * 5 + [pointer] * 10 + [integer]
+    lib.textrnn_lstm_forward.restype = lib.textrnn_lstm_backward.restype = None
+    return lib
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "flags")):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _address(t: torch.Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+class _LSTMLayer(torch.autograd.Function):
+    """One LSTM layer in one or two directions over the same input: direction 0 reads each row first to last,
+    from the state (h0, c0) (batch, hidden) when given, else from zeros; direction 1 (where `lengths` is given)
+    reads a row's first lengths[b] steps last to first, then its padding in order, from zeros. Outputs
+    (batch, steps, directions * hidden), each direction's at the positions it read; and each direction's cell
+    state after its last step, (batch, directions, hidden)."""
+
+    @staticmethod
+    def forward(ctx, x, lengths, h0, c0, *weights):
+        lib = kernel()
+        directions = len(weights) // 4
+        batch, steps, _ = x.shape
+        hidden = weights[1].shape[1]
+        weight_ih = torch.cat(weights[0::4])  # both directions' input projections in one matmul
+        # the bias joins in the kernel: addmm would first copy it into every row of the output
+        gates = torch.mm(x.reshape(batch * steps, -1), weight_ih.t()).view(batch, steps, -1)
+        cell, out, out_before = (x.new_empty(batch, steps, directions * hidden) for _ in range(3))
+        for d in range(directions):
+            w_t = weights[4 * d + 1].detach().t().contiguous()
+            bias = (weights[4 * d + 2] + weights[4 * d + 3]).detach()
+            g, s = slice(4 * hidden * d, None), slice(hidden * d, None)
+            lib.textrnn_lstm_forward(steps, batch, hidden, 4 * hidden * directions, hidden * directions,
+                                     _address(lengths) if d else None, w_t.data_ptr(), bias.data_ptr(),
+                                     None if d else _address(h0), None if d else _address(c0),
+                                     gates[..., g].data_ptr(), cell[..., s].data_ptr(), out[..., s].data_ptr(),
+                                     out_before[..., s].data_ptr(), torch.get_num_threads())
+        ctx.save_for_backward(x, weight_ih, gates, cell, out_before, c0, *weights[1::4])
+        ctx.lengths = lengths
+        cells = cell.view(batch, steps, directions, hidden)
+        last = [cells[:, -1, 0]]
+        if directions == 2:  # the reversed direction ends at position 0 of a row without padding
+            end = torch.where(lengths >= steps, 0, steps - 1).long()
+            last.append(cells[torch.arange(batch), end, 1])
+        return out, torch.stack(last, dim=1)
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_cell_last):
+        x, weight_ih, gates, cell, out_before, c0, *weights_hh = ctx.saved_tensors
+        batch, steps, _ = x.shape
+        directions, hidden = len(weights_hh), weights_hh[0].shape[1]
+        grad_out = grad_out.contiguous()
+        grad_gates = torch.empty_like(gates)
+        initial = x.new_empty(2, batch, hidden)  # the gradients of h0 and c0, when direction 0 started from them
+        for d in range(directions):
+            dc = None if grad_cell_last is None else grad_cell_last[:, d].contiguous()
+            g, s = slice(4 * hidden * d, None), slice(hidden * d, None)
+            w = weights_hh[d].detach().contiguous()
+            kernel().textrnn_lstm_backward(steps, batch, hidden, 4 * hidden * directions, hidden * directions,
+                                           _address(ctx.lengths) if d else None, w.data_ptr(),
+                                           gates[..., g].data_ptr(), cell[..., s].data_ptr(),
+                                           grad_out[..., s].data_ptr(), _address(dc), None if d else _address(c0),
+                                           grad_gates[..., g].data_ptr(), initial[0].data_ptr(),
+                                           initial[1].data_ptr(), torch.get_num_threads())
+            if d == 0 and c0 is not None:
+                grad_h0, grad_c0 = initial.clone()
+        by_row = grad_gates.view(batch * steps, -1)
+        before = out_before.view(batch * steps, -1)
+        grad_x = (by_row @ weight_ih).view_as(x)
+        grad_weight_ih = (by_row.t() @ x.reshape(batch * steps, -1)).chunk(directions)
+        grad_bias = by_row.sum(0).chunk(directions)
+        grads = []
+        for d in range(directions):
+            rows = by_row[:, 4 * hidden * d : 4 * hidden * (d + 1)]
+            grad_weight_hh = rows.t() @ before[:, hidden * d : hidden * (d + 1)]  # each step's starting state
+            grads += [grad_weight_ih[d], grad_weight_hh, grad_bias[d], grad_bias[d]]
+        if c0 is None:
+            grad_h0 = grad_c0 = None
+        return grad_x, None, grad_h0, grad_c0, *grads
+
+
+def _weights(lstm: nn.LSTM, layer: int) -> list[torch.Tensor]:
+    return [getattr(lstm, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+
+
+def bidirectional(forward: LSTM, backward: LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """A bidirectional layer's outputs, (batch, steps, 2 * hidden): `forward` reads each row first to last,
+    `backward` its first `lengths` steps last to first (then its padding, in order), both outputs at the positions
+    read. One-layer LSTMs of the same size; only where `forward.uses_kernel(x)`."""
+    if forward.num_layers != 1 or backward.num_layers != 1 or not forward.uses_kernel(x):
+        raise ValueError("bidirectional() runs one-layer LSTMs on the kernel's path only")
+    lengths = lengths.to(device="cpu", dtype=torch.int32).clamp(0, x.shape[1]).contiguous()
+    return _LSTMLayer.apply(x.contiguous(), lengths, None, None, *_weights(forward, 0), *_weights(backward, 0))[0]
+
+
+class LSTM(nn.LSTM):
+    """`nn.LSTM(batch_first=True)` (unidirectional) whose recurrence runs in textrnn's kernel on the CPU."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0, **_):
+        super().__init__(input_size, hidden_size, num_layers=num_layers, batch_first=True, dropout=dropout)
+
+    def uses_kernel(self, x) -> bool:
+        return (not isinstance(x, nn.utils.rnn.PackedSequence) and x.device.type == "cpu"
+                and x.dtype == torch.float32 and x.dim() == 3 and x.shape[1] > 0 and self.hidden_size % 16 == 0
+                and not torch.is_autocast_enabled("cpu") and not torch.jit.is_tracing()
+                and not torch.compiler.is_compiling() and kernel() is not None)
+
+    def forward(self, x, hx=None):
+        if not self.uses_kernel(x) or (hx is not None and hx[0].dtype != torch.float32):
+            return super().forward(x, hx)
+        finals, cells = [], []
+        for layer in range(self.num_layers):
+            if layer > 0 and self.dropout and self.training:
+                x = nn.functional.dropout(x, self.dropout, training=True)
+            h0, c0 = (None, None) if hx is None else (hx[0][layer].contiguous(), hx[1][layer].contiguous())
+            x, cell = _LSTMLayer.apply(x.contiguous(), None, h0, c0, *_weights(self, layer))
+            finals.append(x[:, -1])
+            cells.append(cell[:, 0])
+        return x, (torch.stack(finals), torch.stack(cells))
