@@ -57,14 +57,26 @@ def test_bidirectional_reads_the_backward_direction_within_each_length():
     def reversed_rows(t):
         return t.gather(1, order[:, :, None].expand_as(t))
 
-    weights = torch.randn(7, 11, 64)
+    weights, final_weights = torch.randn(7, 11, 64), torch.randn(7, 64)
     inputs = [x, *forward.parameters(), *backward.parameters()]
-    expected = torch.cat([nn.LSTM.forward(forward, x)[0],
-                          reversed_rows(nn.LSTM.forward(backward, reversed_rows(x))[0])], dim=2)
-    expected_grads = torch.autograd.grad((expected * weights).sum(), inputs)
-    got = bidirectional(forward, backward, x, lengths)
-    got_grads = torch.autograd.grad((got * weights).sum(), inputs)
+    last = (lengths - 1).clamp(min=0)
+
+    def reference():
+        steps = torch.cat([nn.LSTM.forward(forward, x)[0],
+                           reversed_rows(nn.LSTM.forward(backward, reversed_rows(x))[0])], dim=2)
+        # each row's final states: forward's at its last real position, backward's at position 0
+        return steps, torch.cat([steps[torch.arange(7), last, :32], steps[:, 0, 32:]], dim=1)
+
+    expected, expected_final = reference()
+    expected_grads = torch.autograd.grad((expected * weights).sum() + (expected_final * final_weights).sum(), inputs)
+    got, got_final = bidirectional(forward, backward, x, lengths)
+    got_grads = torch.autograd.grad((got * weights).sum() + (got_final * final_weights).sum(), inputs)
     assert (expected - got).abs().max() < TOLERANCE
+    assert (expected_final - got_final).abs().max() < TOLERANCE
+    assert _largest_difference(expected_grads, got_grads) < TOLERANCE
+    # the final states alone (what "last" pooling reads): no gradient arrives for the other steps at all
+    expected_grads = torch.autograd.grad((reference()[1] * final_weights).sum(), inputs)
+    got_grads = torch.autograd.grad((bidirectional(forward, backward, x, lengths)[1] * final_weights).sum(), inputs)
     assert _largest_difference(expected_grads, got_grads) < TOLERANCE
 
 
@@ -78,11 +90,14 @@ def test_a_rows_arithmetic_does_not_depend_on_the_thread_count():
     lengths = torch.randint(0, steps + 1, (batch,), dtype=torch.int32)
     results = []
     for threads in (1, 2, 3):
-        g, cell, out, before = gates.clone(), *(torch.empty(batch, steps, hidden) for _ in range(3))
-        kernel().textrnn_lstm_forward(steps, batch, hidden, 4 * hidden, hidden, lengths.data_ptr(), w_t.data_ptr(),
-                                      bias.data_ptr(), None, None, g.data_ptr(), cell.data_ptr(), out.data_ptr(),
-                                      before.data_ptr(), threads)
-        results.append(torch.cat([g.flatten(), cell.flatten(), out.flatten(), before.flatten()]))
+        g, cell, out = gates.clone(), *(torch.empty(batch, steps, hidden) for _ in range(2))
+        before, final = torch.empty(batch, steps, hidden + 1), torch.empty(batch, hidden)
+        final_steps = (lengths - 1).clamp(min=0)
+        kernel().textrnn_lstm_forward(steps, batch, hidden, 4 * hidden, hidden, hidden + 1, lengths.data_ptr(),
+                                      final_steps.data_ptr(), w_t.data_ptr(), bias.data_ptr(), None, None,
+                                      g.data_ptr(), cell.data_ptr(), out.data_ptr(), before.data_ptr(),
+                                      final.data_ptr(), threads)
+        results.append(torch.cat([g.flatten(), cell.flatten(), out.flatten(), before.flatten(), final.flatten()]))
     assert torch.equal(results[0], results[1]) and torch.equal(results[0], results[2])
 
 

@@ -148,16 +148,17 @@ class RNNEncoder(nn.Module):
                 forward_rnn, backward_rnn = layer["forward_rnn"], layer["backward_rnn"]
                 if isinstance(forward_rnn, LSTM) and forward_rnn.uses_kernel(x):
                     # one call runs both directions; the kernel reads the backward one in its order itself
-                    both = bidirectional(forward_rnn, backward_rnn, x, lengths)
+                    both, final = bidirectional(forward_rnn, backward_rnn, x, lengths)
                 else:
                     both = torch.cat([forward_rnn(x)[0], reversed_rows(backward_rnn(reversed_rows(x))[0])], dim=2)
-                if i == len(self.rnn) - 1:
-                    # each row's forward state at its last real position, its backward state at position 0
+                    final = None
+                if i < len(self.rnn) - 1:
+                    x = both
+                    continue
+                if final is None:  # each row's forward state at its last real position, its backward one at 0
                     hidden = self.config.hidden_size
                     final = torch.cat([both[rows, last, :hidden], both[:, 0, hidden:]], dim=1)
-                    outputs = both if steps else None
-                else:
-                    x = both
+                outputs = both if steps else None
         empty = lengths == 0
         # the check skips a masked_fill on the usual batch; a traced graph must not bake one outcome of it in
         if torch.jit.is_tracing() or bool(empty.any()):

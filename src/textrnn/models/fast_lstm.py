@@ -37,7 +37,7 @@ from torch import nn
 
 SOURCE = Path(__file__).with_name("lstm_kernel.cpp")
 COMPILE = ["-O3", "-march=native", "-shared", "-fPIC", "-fopenmp", "-std=c++17"]
-ABI = 6  # lstm_kernel.cpp's textrnn_lstm_abi(): the argument lists below are for this version of the source
+ABI = 8  # lstm_kernel.cpp's textrnn_lstm_abi(): the argument lists below are for this version of the source
 ENABLED_ENV = "TEXTRNN_LSTM_KERNEL"  # "0" turns the kernel off (oneDNN's LSTM everywhere)
 
 log = logging.getLogger(__name__)
@@ -81,8 +81,8 @@ def kernel() -> ctypes.CDLL | None:
         log.warning("the LSTM kernel's source does not match this textrnn: the LSTM runs on PyTorch's own kernel")
         return None
     pointer, integer = ctypes.c_void_p, ctypes.c_int
-    lib.textrnn_lstm_forward.argtypes = [integer] * 5 + [pointer] * 9 + [integer]
-    lib.textrnn_lstm_backward.argtypes = [integer] * 5 + [pointer] * 10 + [integer]
+    lib.textrnn_lstm_forward.argtypes = [integer] * 6 + [pointer] * 11 + [integer]
+    lib.textrnn_lstm_backward.argtypes = [integer] * 5 + [pointer] * 12 + [integer]
     lib.textrnn_lstm_forward.restype = lib.textrnn_lstm_backward.restype = None
     return lib
 
@@ -104,12 +104,14 @@ def _address(t: torch.Tensor | None) -> int | None:
 class _LSTMLayer(torch.autograd.Function):
     """One LSTM layer in one or two directions over the same input: direction 0 reads each row first to last,
     from the state (h0, c0) (batch, hidden) when given, else from zeros; direction 1 (where `lengths` is given)
-    reads a row's first lengths[b] steps last to first, then its padding in order, from zeros. Outputs
-    (batch, steps, directions * hidden), each direction's at the positions it read; and each direction's cell
-    state after its last step, (batch, directions, hidden)."""
+    reads a row's first lengths[b] steps last to first, then its padding in order, from zeros. Outputs: every
+    step's state (batch, steps, directions * hidden), each direction's at the positions it read; each direction's
+    cell state after its last step, (batch, directions, hidden); and each row's final states (batch, directions *
+    hidden): its state after step `final_steps[b]` (in the order read), in each direction."""
 
     @staticmethod
-    def forward(ctx, x, lengths, h0, c0, *weights):
+    def forward(ctx, x, lengths, final_steps, h0, c0, *weights):
+        ctx.set_materialize_grads(False)  # an output the loss does not read sends no gradient: no zeros to add
         lib = kernel()
         directions = len(weights) // 4
         batch, steps, _ = x.shape
@@ -117,31 +119,37 @@ class _LSTMLayer(torch.autograd.Function):
         weight_ih = torch.cat(weights[0::4])  # both directions' input projections in one matmul
         # the bias joins in the kernel: addmm would first copy it into every row of the output
         gates = torch.mm(x.reshape(batch * steps, -1), weight_ih.t()).view(batch, steps, -1)
-        cell, out, out_before = (x.new_empty(batch, steps, directions * hidden) for _ in range(3))
+        cell, out = (x.new_empty(batch, steps, directions * hidden) for _ in range(2))
+        final = x.new_empty(batch, directions * hidden)
+        # each step's starting state and a 1, per direction: dW_hh and the bias's gradient in one matmul
+        out_before = x.new_empty(batch, steps, directions * (hidden + 1))
         for d in range(directions):
             w_t = weights[4 * d + 1].detach().t().contiguous()
             bias = (weights[4 * d + 2] + weights[4 * d + 3]).detach()
             g, s = slice(4 * hidden * d, None), slice(hidden * d, None)
             lib.textrnn_lstm_forward(steps, batch, hidden, 4 * hidden * directions, hidden * directions,
-                                     _address(lengths) if d else None, w_t.data_ptr(), bias.data_ptr(),
+                                     (hidden + 1) * directions, _address(lengths) if d else None,
+                                     final_steps.data_ptr(), w_t.data_ptr(), bias.data_ptr(),
                                      None if d else _address(h0), None if d else _address(c0),
                                      gates[..., g].data_ptr(), cell[..., s].data_ptr(), out[..., s].data_ptr(),
-                                     out_before[..., s].data_ptr(), torch.get_num_threads())
+                                     out_before[..., (hidden + 1) * d :].data_ptr(), final[:, s].data_ptr(),
+                                     torch.get_num_threads())
         ctx.save_for_backward(x, weight_ih, gates, cell, out_before, c0, *weights[1::4])
-        ctx.lengths = lengths
+        ctx.lengths, ctx.final_steps = lengths, final_steps
         cells = cell.view(batch, steps, directions, hidden)
         last = [cells[:, -1, 0]]
         if directions == 2:  # the reversed direction ends at position 0 of a row without padding
             end = torch.where(lengths >= steps, 0, steps - 1).long()
             last.append(cells[torch.arange(batch), end, 1])
-        return out, torch.stack(last, dim=1)
+        return out, torch.stack(last, dim=1), final
 
     @staticmethod
-    def backward(ctx, grad_out, grad_cell_last):
+    def backward(ctx, grad_out, grad_cell_last, grad_final):
         x, weight_ih, gates, cell, out_before, c0, *weights_hh = ctx.saved_tensors
         batch, steps, _ = x.shape
         directions, hidden = len(weights_hh), weights_hh[0].shape[1]
-        grad_out = grad_out.contiguous()
+        grad_out = None if grad_out is None else grad_out.contiguous()
+        grad_final = None if grad_final is None else grad_final.contiguous()
         grad_gates = torch.empty_like(gates)
         initial = x.new_empty(2, batch, hidden)  # the gradients of h0 and c0, when direction 0 started from them
         for d in range(directions):
@@ -149,40 +157,48 @@ class _LSTMLayer(torch.autograd.Function):
             g, s = slice(4 * hidden * d, None), slice(hidden * d, None)
             w = weights_hh[d].detach().contiguous()
             kernel().textrnn_lstm_backward(steps, batch, hidden, 4 * hidden * directions, hidden * directions,
-                                           _address(ctx.lengths) if d else None, w.data_ptr(),
-                                           gates[..., g].data_ptr(), cell[..., s].data_ptr(),
-                                           grad_out[..., s].data_ptr(), _address(dc), None if d else _address(c0),
-                                           grad_gates[..., g].data_ptr(), initial[0].data_ptr(),
-                                           initial[1].data_ptr(), torch.get_num_threads())
+                                           _address(ctx.lengths) if d else None, ctx.final_steps.data_ptr(),
+                                           w.data_ptr(), gates[..., g].data_ptr(), cell[..., s].data_ptr(),
+                                           None if grad_out is None else grad_out[..., s].data_ptr(), _address(dc),
+                                           None if grad_final is None else grad_final[:, s].data_ptr(),
+                                           None if d else _address(c0), grad_gates[..., g].data_ptr(),
+                                           initial[0].data_ptr(), initial[1].data_ptr(), torch.get_num_threads())
             if d == 0 and c0 is not None:
                 grad_h0, grad_c0 = initial.clone()
         by_row = grad_gates.view(batch * steps, -1)
         before = out_before.view(batch * steps, -1)
         grad_x = (by_row @ weight_ih).view_as(x)
         grad_weight_ih = (by_row.t() @ x.reshape(batch * steps, -1)).chunk(directions)
-        grad_bias = by_row.sum(0).chunk(directions)
         grads = []
         for d in range(directions):
             rows = by_row[:, 4 * hidden * d : 4 * hidden * (d + 1)]
-            grad_weight_hh = rows.t() @ before[:, hidden * d : hidden * (d + 1)]  # each step's starting state
-            grads += [grad_weight_ih[d], grad_weight_hh, grad_bias[d], grad_bias[d]]
+            # against each step's starting state: dW_hh; against the column of ones: the bias's gradient
+            both = rows.t() @ before[:, (hidden + 1) * d : (hidden + 1) * (d + 1)]
+            grad_weight_hh, grad_bias = both[:, :hidden], both[:, hidden].contiguous()
+            grads += [grad_weight_ih[d], grad_weight_hh, grad_bias, grad_bias]
         if c0 is None:
             grad_h0 = grad_c0 = None
-        return grad_x, None, grad_h0, grad_c0, *grads
+        return grad_x, None, None, grad_h0, grad_c0, *grads
 
 
 def _weights(lstm: nn.LSTM, layer: int) -> list[torch.Tensor]:
     return [getattr(lstm, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
 
 
-def bidirectional(forward: LSTM, backward: LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """A bidirectional layer's outputs, (batch, steps, 2 * hidden): `forward` reads each row first to last,
-    `backward` its first `lengths` steps last to first (then its padding, in order), both outputs at the positions
-    read. One-layer LSTMs of the same size; only where `forward.uses_kernel(x)`."""
+def bidirectional(forward: LSTM, backward: LSTM, x: torch.Tensor, lengths: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A bidirectional layer over rows of `lengths` real steps: every step's states (batch, steps, 2 * hidden),
+    `forward` reading each row first to last and `backward` its real steps last to first (then its padding, in
+    order), both at the positions read; and each row's final states (batch, 2 * hidden): `forward`'s at the row's
+    last real position, `backward`'s at position 0 (zeros-length rows: both at position 0). One-layer LSTMs of the
+    same size; only where `forward.uses_kernel(x)`."""
     if forward.num_layers != 1 or backward.num_layers != 1 or not forward.uses_kernel(x):
         raise ValueError("bidirectional() runs one-layer LSTMs on the kernel's path only")
     lengths = lengths.to(device="cpu", dtype=torch.int32).clamp(0, x.shape[1]).contiguous()
-    return _LSTMLayer.apply(x.contiguous(), lengths, None, None, *_weights(forward, 0), *_weights(backward, 0))[0]
+    final_steps = (lengths - 1).clamp(min=0)  # both directions have read the row's real steps after this one
+    out, _, final = _LSTMLayer.apply(x.contiguous(), lengths, final_steps, None, None, *_weights(forward, 0),
+                                     *_weights(backward, 0))
+    return out, final
 
 
 class LSTM(nn.LSTM):
@@ -205,7 +221,8 @@ class LSTM(nn.LSTM):
             if layer > 0 and self.dropout and self.training:
                 x = nn.functional.dropout(x, self.dropout, training=True)
             h0, c0 = (None, None) if hx is None else (hx[0][layer].contiguous(), hx[1][layer].contiguous())
-            x, cell = _LSTMLayer.apply(x.contiguous(), None, h0, c0, *_weights(self, layer))
-            finals.append(x[:, -1])
+            last_step = torch.full((x.shape[0],), x.shape[1] - 1, dtype=torch.int32)
+            x, cell, final = _LSTMLayer.apply(x.contiguous(), None, last_step, h0, c0, *_weights(self, layer))
+            finals.append(final)
             cells.append(cell[:, 0])
         return x, (torch.stack(finals), torch.stack(cells))

@@ -9,9 +9,13 @@
 // Layouts (row-major, float32, batch-major as PyTorch's batch_first):
 //   gates  (B, T, 4H)  in: x_t W_ih^T; out: the activated gates i, f, g, o (PyTorch's order)
 //   bias   (4H)        b_ih + b_hh
-//   cell, out, out_before  (B, T, H)
+//   cell, out  (B, T, H)
+//   out_before (B, T, H + 1): at each position, the state the step that read it started from, then a 1: the
+//              weight-gradient matmul over it gives dW_hh and, from the column of ones, the bias's gradient
 //   w_t    (H, 4H)     W_hh transposed, for the forward;  w (4H, H): W_hh as PyTorch keeps it, for the backward
-//   grad_out (B, T, H): dLoss/dh_t from above;  grad_cell_last (B, H) or null: dLoss/dc_T
+//   grad_out (B, T, H) or null (zeros): dLoss/dh_t from above;  grad_cell_last (B, H) or null: dLoss/dc_T
+//   final_step (B): the step after which each row's state is its final one (the step it is read at, not the
+//                   position);  final, grad_final (B, H), rows state_stride apart: that state and its gradient
 //   grad_gates (B, T, 4H) out: dLoss/d(pre-activation gates)
 // H must be a multiple of 16 (the caller checks).
 
@@ -122,13 +126,15 @@ void matmul(int rows, const float* const* a, const float* b, int K, int N, float
 
 struct Shape {
     int T, B, H;
-    int gate_stride, state_stride;  // floats from one (row, position) to the next in the gates and the states
+    int gate_stride, state_stride, before_stride;  // floats from one (row, position) to the next in the gates,
+                                                   // the states and out_before
     const int* lengths;  // null: every row reads its steps in order; else row b reads its first lengths[b] steps
                          // last to first, then its padding in order
     // the position row b reads at step t
     int at(int b, int t) const { return lengths && t < lengths[b] ? lengths[b] - 1 - t : t; }
     size_t gate(int b, int t) const { return (static_cast<size_t>(b) * T + at(b, t)) * gate_stride; }
     size_t state(int b, int t) const { return (static_cast<size_t>(b) * T + at(b, t)) * state_stride; }
+    size_t before(int b, int t) const { return (static_cast<size_t>(b) * T + at(b, t)) * before_stride; }
 };
 
 // row b of an initial state (B, H), or null where there is none
@@ -140,8 +146,9 @@ struct ForwardArgs {
     Shape s;
     const float *w_t, *bias;
     const float *h0, *c0;  // (B, H) each, or null: the state before the first step (zeros when null)
-    float *gates, *cell, *out;
-    float* out_before;  // (B, T, H): at each position, the state the step that read it started from (h_{t-1})
+    const int* final_step;
+    float *gates, *cell, *out, *final;
+    float* out_before;  // (B, T, H + 1): at each position, the state the step that read it started from, and a 1
     int b0, b1;
 };
 
@@ -163,11 +170,18 @@ void forward_rows(const ForwardArgs& a) {
                 const float* prev = t > 0 ? a.cell + s.state(b + r, t - 1) : initial(a.c0, b + r, H);
                 float* c = a.cell + s.state(b + r, t);
                 float* h = a.out + s.state(b + r, t);
-                float* h_next = t + 1 < s.T ? a.out_before + s.state(b + r, t + 1) : nullptr;
-                if (t == 0 && h_prev[r])
-                    memcpy(a.out_before + s.state(b + r, 0), h_prev[r], H * sizeof(float));
-                else if (t == 0)
-                    memset(a.out_before + s.state(b + r, 0), 0, H * sizeof(float));
+                float* final = t == a.final_step[b + r] ? a.final + static_cast<size_t>(b + r) * s.state_stride
+                                                        : nullptr;
+                float* h_next = t + 1 < s.T ? a.out_before + s.before(b + r, t + 1) : nullptr;
+                if (h_next) h_next[H] = 1.0f;
+                if (t == 0) {
+                    float* first = a.out_before + s.before(b + r, 0);
+                    if (h_prev[r])
+                        memcpy(first, h_prev[r], H * sizeof(float));
+                    else
+                        memset(first, 0, H * sizeof(float));
+                    first[H] = 1.0f;
+                }
                 for (int j = 0; j < H; j += W) {
                     const float* bj = a.bias + j;
                     vf i = vsigmoid(load(gr + j) + load(bj)), f = vsigmoid(load(gr + H + j) + load(bj + H));
@@ -178,6 +192,7 @@ void forward_rows(const ForwardArgs& a) {
                     vf tcn = vtanh(cn);
                     store(gr + j, i), store(gr + H + j, f), store(gr + 2 * H + j, gg), store(gr + 3 * H + j, o);
                     store(c + j, cn), store(h + j, o * tcn);
+                    if (final) store(final + j, o * tcn);
                     if (h_next) store(h_next + j, o * tcn);
                 }
             }
@@ -188,6 +203,8 @@ void forward_rows(const ForwardArgs& a) {
 struct BackwardArgs {
     Shape s;
     const float *w, *gates, *cell, *grad_out, *grad_cell_last;
+    const int* final_step;
+    const float* grad_final;
     const float* c0;  // (B, H) or null, as in the forward: given, the initial state's gradients are computed too
     float* grad_gates;
     float *dh, *dc;  // (B, H): the gradient reaching h_t from step t + 1, and dc_{t+1} * f_{t+1}; after the
@@ -214,7 +231,10 @@ void backward_rows(const BackwardArgs& a) {
                 const float* g = a.gates + s.gate(b + r, t);
                 const float* prev = t > 0 ? a.cell + s.state(b + r, t - 1) : initial(a.c0, b + r, H);
                 const float* c = a.cell + s.state(b + r, t);
-                const float* up = a.grad_out + s.state(b + r, t);
+                const float* up = a.grad_out ? a.grad_out + s.state(b + r, t) : nullptr;
+                const float* from_final = a.grad_final && t == a.final_step[b + r]
+                                              ? a.grad_final + static_cast<size_t>(b + r) * s.state_stride
+                                              : nullptr;
                 float* dh = a.dh + static_cast<size_t>(b + r) * H;
                 float* dc = a.dc + static_cast<size_t>(b + r) * H;
                 float* dgr = a.grad_gates + s.gate(b + r, t);
@@ -222,7 +242,9 @@ void backward_rows(const BackwardArgs& a) {
                 for (int j = 0; j < H; j += W) {
                     vf i = load(g + j), f = load(g + H + j), gg = load(g + 2 * H + j), o = load(g + 3 * H + j);
                     vf tcv = vtanh(load(c + j)), one = splat(1.0f);  // recomputed: cheaper than storing and reading it
-                    vf dhv = load(up + j) + load(dh + j);
+                    vf dhv = load(dh + j);
+                    if (up) dhv += load(up + j);
+                    if (from_final) dhv += load(from_final + j);
                     vf dcv = load(dc + j) + dhv * o * (one - tcv * tcv);
                     vf cp = prev ? load(prev + j) : vf{};
                     store(dgr + j, dcv * gg * i * (one - i));
@@ -261,21 +283,23 @@ void run_split(const Args& base, int threads, void (*work)(const Args&)) {
 
 extern "C" {
 
-int textrnn_lstm_abi() { return 6; }
+int textrnn_lstm_abi() { return 8; }
 
-void textrnn_lstm_forward(int T, int B, int H, int gate_stride, int state_stride, const int* lengths,
-                          const float* w_t, const float* bias, const float* h0, const float* c0, float* gates,
-                          float* cell, float* out, float* out_before, int threads) {
-    ForwardArgs a{{T, B, H, gate_stride, state_stride, lengths}, w_t, bias, h0, c0, gates, cell, out, out_before, 0, B};
+void textrnn_lstm_forward(int T, int B, int H, int gate_stride, int state_stride, int before_stride,
+                          const int* lengths, const int* final_step, const float* w_t, const float* bias,
+                          const float* h0, const float* c0, float* gates, float* cell, float* out,
+                          float* out_before, float* final, int threads) {
+    ForwardArgs a{{T, B, H, gate_stride, state_stride, before_stride, lengths},
+                  w_t, bias, h0, c0, final_step, gates, cell, out, final, out_before, 0, B};
     run_split(a, threads, forward_rows);
 }
 
 void textrnn_lstm_backward(int T, int B, int H, int gate_stride, int state_stride, const int* lengths,
-                           const float* w, const float* gates, const float* cell, const float* grad_out,
-                           const float* grad_cell_last, const float* c0, float* grad_gates, float* dh, float* dc,
-                           int threads) {
-    BackwardArgs a{{T, B, H, gate_stride, state_stride, lengths}, w, gates, cell, grad_out, grad_cell_last, c0,
-                   grad_gates, dh, dc, 0, B};
+                           const int* final_step, const float* w, const float* gates, const float* cell,
+                           const float* grad_out, const float* grad_cell_last, const float* grad_final,
+                           const float* c0, float* grad_gates, float* dh, float* dc, int threads) {
+    BackwardArgs a{{T, B, H, gate_stride, state_stride, 0, lengths},
+                   w, gates, cell, grad_out, grad_cell_last, final_step, grad_final, c0, grad_gates, dh, dc, 0, B};
     run_split(a, threads, backward_rows);
 }
 
