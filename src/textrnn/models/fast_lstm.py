@@ -7,15 +7,15 @@ PyTorch's CPU LSTM is oneDNN's, whose training backward takes more than twice it
     forward   gates = x W_ih^T + b_ih + b_hh                   (PyTorch: one matmul for every step)
               per step: gates_t += h_{t-1} W_hh^T, the gate arithmetic, c_t and h_t      (the kernel)
     backward  per step: the gates' gradients, and h_{t-1}'s through the recurrence       (the kernel)
-              dW_hh, dW_ih, dx, db                               (PyTorch: three matmuls and a sum)
+              dW_hh and db (against a column of ones), dW_ih, dx          (PyTorch: three matmuls)
 
 The kernel splits the batch's rows between threads for the whole sequence, as rows never interact: no thread
 waits for another between steps, and a row's arithmetic is the same however the batch is split. Its outputs
 differ from oneDNN's by float rounding (its exp is a polynomial), not more (tests/test_fast_lstm.py).
 
 The kernel is C++ compiled on first use with the system's `g++` into a per-user cache (a second of compiling,
-once per machine and source). Without a compiler, on CUDA, under bf16 autocast, with an initial state, packed
-input, a hidden size that is not a multiple of 16, or when `TEXTRNN_LSTM_KERNEL=0`, the layer is `nn.LSTM`'s own.
+once per machine and source). Without a compiler, on CUDA, under bf16 autocast, for packed input or a hidden
+size that is not a multiple of 16, or when `TEXTRNN_LSTM_KERNEL=0`, the layer is `nn.LSTM`'s own.
 It subclasses `nn.LSTM`, so parameters and state dicts are nn.LSTM's.
 """
 
@@ -88,13 +88,12 @@ def kernel() -> ctypes.CDLL | None:
 
 
 def _cpu_model() -> str:
+    """The first CPU's model and instruction-set flags (what -march=native builds for)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("model name", "flags")):
-                return line
+        lines = Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
     except OSError:
-        pass
-    return platform.processor()
+        return platform.processor()
+    return "\n".join(line for line in lines if line.startswith(("model name", "flags")))
 
 
 def _address(t: torch.Tensor | None) -> int | None:

@@ -17,6 +17,10 @@
 //   final_step (B): the step after which each row's state is its final one (the step it is read at, not the
 //                   position);  final, grad_final (B, H), rows state_stride apart: that state and its gradient
 //   grad_gates (B, T, 4H) out: dLoss/d(pre-activation gates)
+//   lengths (B) or null: null, each row is read first to last; else row b reads its first lengths[b] positions
+//            last to first, then its padding in order (a bidirectional layer's backward direction)
+// The two directions of a bidirectional layer share these buffers, interleaved: the strides say how many floats
+// lie from one (row, position) to the next, and the caller offsets each pointer to its direction's first column.
 // H must be a multiple of 16 (the caller checks).
 
 #include <immintrin.h>
@@ -70,8 +74,8 @@ inline vf vexp(vf x) {
     return times_two_to(p, n);
 }
 
-// 1 / d for d >= 1: a division costs as much as a quarter of a step's matmul; AVX-512's 14-bit reciprocal and one
-// Newton step give the same float to within about 1e-7
+// 1 / d for d >= 1: AVX-512's 14-bit reciprocal and one Newton step (within about 1e-7 of the division; as
+// fast as it here, measured in the whole step)
 inline vf reciprocal(vf d) {
 #ifdef __AVX512F__
     vf r = reinterpret_cast<vf>(_mm512_rcp14_ps(reinterpret_cast<__m512>(d)));
@@ -110,10 +114,7 @@ void matmul_rows(const float* const* a, const float* b, int ldb, int K, int N, f
     for (; col < N; col += W) matmul_block<R, 1>(a, b, ldb, K, c, col);
 }
 
-#ifndef TEXTRNN_ROWS
-#define TEXTRNN_ROWS 4
-#endif
-constexpr int ROWS = TEXTRNN_ROWS;  // rows per register block: 6 x 4 accumulators, 4 weight vectors, 1 broadcast
+constexpr int ROWS = 4;  // rows per register block: 4 x 4 accumulators, 4 weight vectors, 1 broadcast
 
 // rows (1..ROWS) x N of c += a @ b, b's rows N apart
 template <int R = ROWS>
