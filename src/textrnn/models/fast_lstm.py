@@ -104,9 +104,9 @@ class _LSTMLayer(torch.autograd.Function):
     """One LSTM layer in one or two directions over the same input: direction 0 reads each row first to last,
     from the state (h0, c0) (batch, hidden) when given, else from zeros; direction 1 (where `lengths` is given)
     reads a row's first lengths[b] steps last to first, then its padding in order, from zeros. Outputs: every
-    step's state (batch, steps, directions * hidden), each direction's at the positions it read; each direction's
-    cell state after its last step, (batch, directions, hidden); and each row's final states (batch, directions *
-    hidden): its state after step `final_steps[b]` (in the order read), in each direction."""
+    step's state (batch, steps, directions * hidden), each direction's at the positions it read; direction 0's
+    cell state after its last step (batch, hidden), what nn.LSTM returns as c_n; and each row's final states
+    (batch, directions * hidden): its state after step `final_steps[b]` (in the order read), in each direction."""
 
     @staticmethod
     def forward(ctx, x, lengths, final_steps, h0, c0, *weights):
@@ -135,12 +135,7 @@ class _LSTMLayer(torch.autograd.Function):
                                      torch.get_num_threads())
         ctx.save_for_backward(x, weight_ih, gates, cell, out_before, c0, *weights[1::4])
         ctx.lengths, ctx.final_steps = lengths, final_steps
-        cells = cell.view(batch, steps, directions, hidden)
-        last = [cells[:, -1, 0]]
-        if directions == 2:  # the reversed direction ends at position 0 of a row without padding
-            end = torch.where(lengths >= steps, 0, steps - 1).long()
-            last.append(cells[torch.arange(batch), end, 1])
-        return out, torch.stack(last, dim=1), final
+        return out, cell[:, -1, :hidden], final
 
     @staticmethod
     def backward(ctx, grad_out, grad_cell_last, grad_final):
@@ -152,7 +147,7 @@ class _LSTMLayer(torch.autograd.Function):
         grad_gates = torch.empty_like(gates)
         initial = x.new_empty(2, batch, hidden)  # the gradients of h0 and c0, when direction 0 started from them
         for d in range(directions):
-            dc = None if grad_cell_last is None else grad_cell_last[:, d].contiguous()
+            dc = None if d or grad_cell_last is None else grad_cell_last.contiguous()
             g, s = slice(4 * hidden * d, None), slice(hidden * d, None)
             w = weights_hh[d].detach().contiguous()
             kernel().textrnn_lstm_backward(steps, batch, hidden, 4 * hidden * directions, hidden * directions,
@@ -223,5 +218,5 @@ class LSTM(nn.LSTM):
             last_step = torch.full((x.shape[0],), x.shape[1] - 1, dtype=torch.int32)
             x, cell, final = _LSTMLayer.apply(x.contiguous(), None, last_step, h0, c0, *_weights(self, layer))
             finals.append(final)
-            cells.append(cell[:, 0])
+            cells.append(cell)
         return x, (torch.stack(finals), torch.stack(cells))
