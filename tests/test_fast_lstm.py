@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from textrnn.models import ModelConfig, RNNClassifier
+from textrnn import native
 from textrnn.models import fast_lstm
 from textrnn.models.fast_lstm import LSTM, bidirectional, kernel
 
@@ -141,7 +142,7 @@ def test_a_library_built_from_another_version_of_the_source_is_not_used(monkeypa
     monkeypatch.setattr(fast_lstm, "ABI", fast_lstm.ABI + 1)
     kernel.cache_clear()
     try:
-        with caplog.at_level(logging.WARNING, logger=fast_lstm.__name__):
+        with caplog.at_level(logging.WARNING, logger=native.__name__):
             assert kernel() is None
         assert "does not match" in caplog.text
     finally:

@@ -1,7 +1,22 @@
+import contextlib
+
 import pytest
 import torch
 
+from textrnn.training import optim
 from textrnn.training.optim import FastAdam
+
+
+@contextlib.contextmanager
+def operators_only(monkeypatch):
+    """FastAdams built inside run on PyTorch's operators, not the compiled step (adam_kernel.cpp)."""
+    monkeypatch.setenv(optim.ENABLED_ENV, "0")
+    optim.kernel.cache_clear()
+    try:
+        yield
+    finally:
+        monkeypatch.delenv(optim.ENABLED_ENV)
+        optim.kernel.cache_clear()
 
 
 def _model():
@@ -139,3 +154,43 @@ def test_state_dict_round_trip_continues_bit_for_bit():
     opt_b.flush()
     for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(x, y), name
+
+
+def test_the_compiled_step_builds_here():
+    # the tests above run FastAdam's compiled step; without it they would test the operators twice
+    assert optim.kernel() is not None, "no C++ compiler (g++)? .ci/run installs one"
+    model = _model()
+    assert FastAdam(model.parameters(), embedding=model[0])._native is not None
+
+
+@pytest.mark.parametrize("settings", [{}, {"weight_decay": 0.3}, {"max_grad_norm": 0.05}, {"catch_up": False}])
+def test_the_compiled_step_computes_what_the_operators_do(monkeypatch, settings):
+    """Both paths over 80 steps of batches with repeated rows: the same weights and moments to float rounding
+    (the compiled one sums a row's repeats in the order they occur, the operators after sorting)."""
+    compiled, operators = _model(), _model()
+    fast = FastAdam(compiled.parameters(), embedding=compiled[0], lr=1e-2, **settings)
+    with operators_only(monkeypatch):
+        plain = FastAdam(operators.parameters(), embedding=operators[0], lr=1e-2, **settings)
+    assert fast._native is not None and plain._native is None
+    _train(compiled, fast, 80, sparse=True)
+    _train(operators, plain, 80, sparse=True)
+    start = _model()
+    for (name, a), b, s in zip(compiled.named_parameters(), operators.parameters(), start.parameters()):
+        moved = (b - s).abs().max()
+        assert moved > 1e-3, name  # every weight moved: the comparison below is not of two untouched tensors
+        assert (a - b).abs().max() < 1e-4 * moved + 1e-6, name
+    assert torch.allclose(fast._moments, plain._moments, rtol=1e-4, atol=1e-9)
+    assert torch.equal(fast._row_step, plain._row_step)
+    assert torch.allclose(fast.flat_exp_avg_sq, plain.flat_exp_avg_sq, rtol=1e-4, atol=1e-12)
+
+
+def test_the_compiled_coalescing_sums_repeats_and_leaves_its_scratch_clean():
+    model = _model()
+    optimizer = FastAdam(model.parameters(), embedding=model[0])
+    model[0].sparse = True
+    tokens = torch.tensor([[7, 3, 7, 299], [3, 7, 0, 0]])
+    (model[0](tokens) * torch.arange(1.0, 9.0)).sum().backward()
+    rows, values = optimizer._coalesce(model[0].weight.grad)
+    assert rows.tolist() == [7, 3, 299, 0]  # first occurrences, in order
+    assert torch.equal(values[0], torch.arange(1.0, 9.0) * 3) and torch.equal(values[3], torch.arange(1.0, 9.0) * 2)
+    assert (optimizer._slot == -1).all()

@@ -14,7 +14,7 @@ waits for another between steps, and a row's arithmetic is the same however the 
 differ from oneDNN's by float rounding (its exp is a polynomial), not more (tests/test_fast_lstm.py).
 
 The kernel is C++ compiled on first use with the system's `g++` into a per-user cache (a second of compiling,
-once per machine and source). Without a compiler, on CUDA, under bf16 autocast, for packed input or a hidden
+once per machine and source; `textrnn.native`). Without a compiler, on CUDA, under bf16 autocast, for packed input or a hidden
 size that is not a multiple of 16, or when `TEXTRNN_LSTM_KERNEL=0`, the layer is `nn.LSTM`'s own.
 It subclasses `nn.LSTM`, so parameters and state dicts are nn.LSTM's.
 """
@@ -22,78 +22,30 @@ It subclasses `nn.LSTM`, so parameters and state dicts are nn.LSTM's.
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import logging
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
 from functools import cache
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .. import native
+
 SOURCE = Path(__file__).with_name("lstm_kernel.cpp")
-COMPILE = ["-O3", "-march=native", "-shared", "-fPIC", "-fopenmp", "-std=c++17"]
 ABI = 8  # lstm_kernel.cpp's textrnn_lstm_abi(): the argument lists below are for this version of the source
 ENABLED_ENV = "TEXTRNN_LSTM_KERNEL"  # "0" turns the kernel off (oneDNN's LSTM everywhere)
-
-log = logging.getLogger(__name__)
-
-
-def _cache_dir() -> Path:
-    from platformdirs import user_cache_dir  # a core dependency; imported here, as it is only needed here
-
-    return Path(os.environ.get("TEXTRNN_KERNEL_CACHE", user_cache_dir("textrnn"))) / "kernels"
 
 
 @cache
 def kernel() -> ctypes.CDLL | None:
     """The compiled kernel, building it if this machine has not yet; None where it cannot be had."""
-    if os.environ.get(ENABLED_ENV, "1") == "0":
-        return None
-    compiler = shutil.which(os.environ.get("CXX", "g++"))
-    if compiler is None or platform.system() == "Windows":
-        log.info("no C++ compiler found: the LSTM runs on PyTorch's own kernel")
-        return None
-    source = SOURCE.read_bytes()
-    # one build per source, flags, compiler and CPU (-march=native): a cache shared by machines stays correct
-    key = hashlib.sha256(source + " ".join([compiler, *COMPILE, platform.machine(), _cpu_model()]).encode())
-    library = _cache_dir() / f"lstm_kernel-{key.hexdigest()[:16]}.so"
-    try:
-        if not library.exists():
-            library.parent.mkdir(parents=True, exist_ok=True)
-            # built beside its final name and renamed: processes starting together never load a half-written file
-            with tempfile.TemporaryDirectory(dir=library.parent) as tmp:
-                built = Path(tmp) / library.name
-                subprocess.run([compiler, *COMPILE, str(SOURCE), "-o", str(built)], check=True,
-                               capture_output=True, timeout=120)
-                os.replace(built, library)
-        lib = ctypes.CDLL(str(library))
-    except (OSError, subprocess.SubprocessError) as error:
-        detail = getattr(error, "stderr", b"") or b""
-        log.warning("could not build the LSTM kernel (%s%s): the LSTM runs on PyTorch's own kernel",
-                    error, ": " + detail.decode(errors="replace")[-500:] if detail else "")
-        return None
-    if lib.textrnn_lstm_abi() != ABI:  # a source changed under a running process: its argument lists are stale
-        log.warning("the LSTM kernel's source does not match this textrnn: the LSTM runs on PyTorch's own kernel")
+    lib = native.load(SOURCE, "textrnn_lstm_abi", ABI, ENABLED_ENV)
+    if lib is None:
         return None
     pointer, integer = ctypes.c_void_p, ctypes.c_int
     lib.textrnn_lstm_forward.argtypes = [integer] * 6 + [pointer] * 11 + [integer]
     lib.textrnn_lstm_backward.argtypes = [integer] * 5 + [pointer] * 12 + [integer]
     lib.textrnn_lstm_forward.restype = lib.textrnn_lstm_backward.restype = None
     return lib
-
-
-def _cpu_model() -> str:
-    """The first CPU's model and instruction-set flags (what -march=native builds for)."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
-    except OSError:
-        return platform.processor()
-    return "\n".join(line for line in lines if line.startswith(("model name", "flags")))
 
 
 def _address(t: torch.Tensor | None) -> int | None:

@@ -29,11 +29,40 @@ pickles); with `load_state_dict()` a resumed run continues bit for bit.
 
 from __future__ import annotations
 
+import ctypes
 import math
+from functools import cache
+from pathlib import Path
 from typing import Iterable
 
 import torch
 from torch import nn
+
+from .. import native
+
+SOURCE = Path(__file__).with_name("adam_kernel.cpp")
+ABI = 1  # adam_kernel.cpp's textrnn_adam_abi(): the argument lists below are for this version of the source
+ENABLED_ENV = "TEXTRNN_ADAM_KERNEL"  # "0": FastAdam runs on PyTorch's operators only
+
+
+@cache
+def kernel() -> ctypes.CDLL | None:
+    """FastAdam's compiled step (adam_kernel.cpp), building it if this machine has not yet; None where it cannot
+    be had (then PyTorch's operators do the same arithmetic)."""
+    lib = native.load(SOURCE, "textrnn_adam_abi", ABI, ENABLED_ENV)
+    if lib is None:
+        return None
+    pointer, integer, count, real, single = (ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_double,
+                                             ctypes.c_float)
+    lib.textrnn_adam_catch_up.argtypes = ([count, pointer, integer, count] + [pointer] * 6
+                                          + [real, real, integer])
+    lib.textrnn_adam_coalesce.argtypes = [count, pointer, pointer, integer, pointer, pointer, pointer]
+    lib.textrnn_adam_coalesce.restype = count
+    lib.textrnn_adam_rows.argtypes = ([count, pointer, pointer, integer, count, pointer, pointer, pointer]
+                                      + [single] * 8 + [integer])
+    lib.textrnn_adam_dense.argtypes = [count] + [pointer] * 4 + [single] * 7 + [integer]
+    lib.textrnn_adam_catch_up.restype = lib.textrnn_adam_rows.restype = lib.textrnn_adam_dense.restype = None
+    return lib
 
 
 class FastAdam(torch.optim.Optimizer):
@@ -64,6 +93,10 @@ class FastAdam(torch.optim.Optimizer):
         self.catch_up_gradient_rows = False
         self._flatten()
         self._hook = None
+        # the compiled step (adam_kernel.cpp) where everything it writes is a float32 tensor in CPU memory
+        tensors = [self.flat] + ([table] if table is not None else [])
+        on_cpu = all(t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous() for t in tensors)
+        self._native = kernel() if on_cpu else None
         if table is not None:
             # Both moments of a row side by side, (rows, 2, dim): reading or writing a set of rows is one index op
             self._moments = torch.zeros(table.shape[0], 2, table.shape[1], dtype=table.dtype, device=table.device)
@@ -83,6 +116,8 @@ class FastAdam(torch.optim.Optimizer):
             self._log_keep = torch.zeros_like(self._step_sizes)
             self._catch_up_sums = torch.zeros_like(self._step_sizes)
             self._eps_after = self._epsilons(len(self._step_sizes))
+            if self._native is not None:  # the compiled coalescing's scratch: each row's place in its output
+                self._slot = torch.full((table.shape[0],), -1, dtype=torch.int32)
             if self.catch_up:
                 self._hook = embedding.register_forward_pre_hook(lambda module, args: self._catch_up(args[0]))
 
@@ -151,6 +186,17 @@ class FastAdam(torch.optim.Optimizer):
         if self.steps == 0:
             return
         table = self.embedding.weight
+        decayed = bool(self.param_groups[0]["weight_decay"])
+        if self._native is not None:  # the same arithmetic, in one call
+            rows = ((self._row_step < self.steps).nonzero()[:, 0] if tokens is None
+                    else tokens.reshape(-1).to(torch.int64).contiguous())
+            beta1, beta2 = self.param_groups[0]["betas"]
+            self._native.textrnn_adam_catch_up(
+                rows.numel(), rows.data_ptr(), table.shape[1], self.steps, table.data_ptr(),
+                self._moments.data_ptr(), self._row_step.data_ptr(), self._catch_up_sums.data_ptr(),
+                self._log_keep.data_ptr() if decayed else None, self._eps_after.data_ptr(), beta1, beta2,
+                torch.get_num_threads())
+            return
         if tokens is None:
             rows = (self._row_step < self.steps).nonzero()[:, 0]
         else:
@@ -159,7 +205,6 @@ class FastAdam(torch.optim.Optimizer):
             rows = torch.unique(tokens)
         last = self._row_step.index_select(0, rows)  # the step each row was last brought up to date at
         factor = self._catch_up_sums.index_select(0, last)  # minus the sum of the missed steps' sizes
-        decayed = bool(self.param_groups[0]["weight_decay"])
         if decayed:  # the row and its missed moves shrink by the decay of steps last+1..now
             keep = torch.exp(self._log_keep[self.steps] - self._log_keep.index_select(0, last))
             factor, keep = factor * keep, keep.to(table.dtype)[:, None]
@@ -198,8 +243,7 @@ class FastAdam(torch.optim.Optimizer):
         table = self.embedding.weight if self.embedding is not None else None
         rows = values = None
         if table is not None and table.grad is not None:
-            grad = table.grad.coalesce()  # one row per distinct token, repeated tokens summed
-            rows, values = grad.indices()[0], grad.values()
+            rows, values = self._coalesce(table.grad)  # one row per distinct token, repeated tokens summed
             if self.catch_up_gradient_rows and self.catch_up:
                 self._catch_up(rows)
 
@@ -214,7 +258,13 @@ class FastAdam(torch.optim.Optimizer):
             if values is not None:
                 values = values * scale
 
-        if self.dense_params:
+        keep = 1 - lr * wd  # decoupled weight decay's factor for this step
+        if self.dense_params and self._native is not None:
+            self._native.textrnn_adam_dense(self.flat.numel(), self.flat.data_ptr(), self.flat_grad.data_ptr(),
+                                            self.flat_exp_avg.data_ptr(), self.flat_exp_avg_sq.data_ptr(),
+                                            1 - beta1, beta2, 1 - beta2, step_size, sqrt_bias2, eps, keep,
+                                            torch.get_num_threads())
+        elif self.dense_params:
             g, m, v = self.flat_grad, self.flat_exp_avg, self.flat_exp_avg_sq
             m.lerp_(g, 1 - beta1)
             v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
@@ -237,6 +287,13 @@ class FastAdam(torch.optim.Optimizer):
         if rows is None:
             return None
         # The rows with a gradient were read by this step's forward pass, so the hook has caught them up already.
+        if self._native is not None:
+            values = values.contiguous()
+            self._native.textrnn_adam_rows(len(rows), rows.data_ptr(), values.data_ptr(), table.shape[1],
+                                           self.steps, table.data_ptr(), self._moments.data_ptr(),
+                                           self._row_step.data_ptr(), 1 - beta1, beta2, 1 - beta2, step_size,
+                                           sqrt_bias2, eps, keep, 1.0, torch.get_num_threads())
+            return None
         moments = self._moments.index_select(0, rows)
         m, v = moments[:, 0], moments[:, 1]
         m.lerp_(values, 1 - beta1)
@@ -247,6 +304,18 @@ class FastAdam(torch.optim.Optimizer):
             table.index_copy_(0, rows, table.index_select(0, rows).mul_(1 - lr * wd))
         table.index_add_(0, rows, m.div_(v.sqrt_().div_(sqrt_bias2).add_(eps)), alpha=-step_size)
         return None
+
+    def _coalesce(self, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The distinct rows of the embedding's sparse gradient and their summed values."""
+        if self._native is None or grad.is_coalesced():
+            grad = grad.coalesce()
+            return grad.indices()[0], grad.values()
+        indices, values = grad._indices()[0].contiguous(), grad._values().contiguous()
+        rows, summed = torch.empty_like(indices), torch.empty_like(values)
+        count = self._native.textrnn_adam_coalesce(len(indices), indices.data_ptr(), values.data_ptr(),
+                                                   values.shape[1], self._slot.data_ptr(), rows.data_ptr(),
+                                                   summed.data_ptr())
+        return rows[:count], summed[:count]
 
     # -- checkpoints --------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
