@@ -127,7 +127,7 @@ def test_weight_shapes_are_known_without_building_the_network(cell, bidirectiona
 
 @pytest.mark.parametrize("steps", [1, 2, 37])
 def test_simple_rnn_gives_nn_rnns_outputs_and_gradients(steps):
-    # the hand-written backward pass against nn.RNN's autograd, in float64 so that a wrong term cannot hide
+    # the written-out backward pass against nn.RNN's autograd, in float64 so that a wrong term cannot hide
     # in rounding; two stacked layers, so the gradient reaching the first layer's outputs is checked too
     from textrnn.models.simple_rnn import SimpleRNN
 
@@ -136,6 +136,7 @@ def test_simple_rnn_gives_nn_rnns_outputs_and_gradients(steps):
     theirs = torch.nn.RNN(10, 6, num_layers=2, nonlinearity="tanh", batch_first=True).double()
     theirs.load_state_dict(ours.state_dict())
     x = torch.randn(5, steps, 10, dtype=torch.float64)
+    assert not ours.uses_kernel(x)  # float64: the same steps as PyTorch operators (the kernel is float32's)
     results = []
     for rnn in (ours, theirs):
         inputs = x.clone().requires_grad_()
@@ -147,6 +148,53 @@ def test_simple_rnn_gives_nn_rnns_outputs_and_gradients(steps):
     assert torch.allclose(grad_a, grad_b, atol=1e-12)
     for name, a, b in zip([n for n, _ in ours.named_parameters()], params_a, params_b):
         assert torch.allclose(a, b, atol=1e-12), name
+
+
+@pytest.mark.parametrize("batch,steps,hidden", [(5, 1, 6), (5, 2, 16), (7, 37, 33), (64, 37, 16)])
+def test_the_compiled_simple_rnn_gives_nn_rnns_outputs_and_gradients(batch, steps, hidden):
+    # float32, the kernel's only dtype: to float rounding (its tanh is a polynomial); the last case is large
+    # enough for the kernel to split its rows between threads
+    from textrnn.models.simple_rnn import SimpleRNN, kernel
+
+    assert kernel() is not None, "no C++ compiler (g++)? .ci/run installs one"
+    torch.manual_seed(0)
+    ours = SimpleRNN(10, hidden, num_layers=2)
+    theirs = torch.nn.RNN(10, hidden, num_layers=2, nonlinearity="tanh", batch_first=True)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(batch, steps, 10)
+    assert ours.uses_kernel(x)
+    results = []
+    for rnn in (ours, theirs):
+        inputs = x.clone().requires_grad_()
+        out, final = rnn(inputs)
+        (out.sin().sum() + final.cos().sum()).backward()
+        results.append([out, final, inputs.grad, *(p.grad for p in rnn.parameters())])
+    names = ["out", "final", "input", *(n for n, _ in ours.named_parameters())]
+    for name, a, b in zip(names, *results):
+        assert (a - b).abs().max() < 2e-5 * max(1.0, b.abs().max().item()), name
+
+
+def test_the_compiled_simple_rnn_does_not_depend_on_the_thread_count():
+    # the kernel alone (PyTorch's matmuls around it may round by the thread count): the same input, the same bits
+    from textrnn.models.simple_rnn import kernel
+
+    torch.manual_seed(0)
+    batch, steps, hidden = 64, 40, 16  # enough work for the kernel to use every thread it is given
+    xw, grad_out = torch.randn(batch, steps, hidden), torch.randn(batch, steps, hidden)
+    w = torch.randn(hidden, hidden) / 4
+    w_t = w.t().contiguous()
+    results = []
+    for threads in (1, 2, 3):
+        out, before, pre = xw.clone(), torch.empty(batch, steps, hidden + 1), torch.empty(batch, steps, hidden)
+        kernel().textrnn_rnn_forward(steps, batch, hidden, w_t.data_ptr(), out.data_ptr(), before.data_ptr(),
+                                     threads)
+        kernel().textrnn_rnn_backward(steps, batch, hidden, w.data_ptr(), out.data_ptr(), grad_out.data_ptr(),
+                                      pre.data_ptr(), threads)
+        results.append((out, before, pre))
+    assert torch.equal(results[0][1][:, 1:, :hidden], results[0][0][:, :-1])  # each step starts from the last
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert torch.equal(a, b)
 
 
 def test_embedding_dropout_drops_whole_words_in_training_only():

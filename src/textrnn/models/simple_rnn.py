@@ -1,24 +1,84 @@
-"""A SimpleRNN (tanh) layer whose backward pass is written out, for the CPU.
+"""A SimpleRNN (tanh) layer with a compiled recurrence on the CPU (`simple_rnn_kernel.cpp`).
 
 PyTorch has no fused CPU kernel for `nn.RNN`: its C++ loop records three or four autograd nodes per time step,
 and with the lesson's 16 hidden units those nodes, not the arithmetic, are the cost. `SimpleRNN` computes the
-same thing as `nn.RNN(nonlinearity="tanh", batch_first=True)` with one autograd node for the whole sequence:
+same thing as `nn.RNN(nonlinearity="tanh", batch_first=True)` with one autograd node per layer:
 
-    forward   xw = x W_ih^T + b_ih + b_hh              (one matmul for all steps)
-              h_t = tanh(xw_t + h_{t-1} W_hh^T)         (two ops per step, no autograd)
-    backward  a_t = (g_t + d_t) * (1 - h_t^2),  d_{t-1} = a_t W_hh   (two ops per step, 1 - h^2 once)
-              dW_hh = sum_t a_t^T h_{t-1},  dW_ih = sum_t a_t^T x_t,  db = sum_t a_t   (three matmuls/sums)
+    forward   xw = x W_ih^T + b_ih + b_hh                      (PyTorch: one matmul for all steps)
+              h_t = tanh(xw_t + h_{t-1} W_hh^T)                  (the kernel, every step in one call)
+    backward  a_t = (g_t + d_t) * (1 - h_t^2),  d_{t-1} = a_t W_hh   (the kernel)
+              dW_hh and db (against each step's starting state and a column of ones), dW_ih, dx
+                                                                 (PyTorch: three matmuls)
 
-It subclasses `nn.RNN`, so parameters, state dicts and the CUDA path (cuDNN) are nn.RNN's own.
+Without a compiler (or with `TEXTRNN_RNN_KERNEL=0`) the same steps run as PyTorch operators, two or three a
+step, still one autograd node for the whole sequence. The kernel's tanh is a polynomial (Cephes' tanhf), within
+2e-7 of PyTorch's. It subclasses `nn.RNN`, so parameters, state dicts and the CUDA path (cuDNN) are nn.RNN's own.
 """
 
 from __future__ import annotations
 
+import ctypes
+from functools import cache
+from pathlib import Path
+
 import torch
 from torch import nn
 
+from .. import native
+
+SOURCE = Path(__file__).with_name("simple_rnn_kernel.cpp")
+ABI = 1  # simple_rnn_kernel.cpp's textrnn_rnn_abi(): the argument lists below are for this version of the source
+ENABLED_ENV = "TEXTRNN_RNN_KERNEL"  # "0": the recurrence runs as PyTorch operators
+
+
+@cache
+def kernel() -> ctypes.CDLL | None:
+    """The compiled recurrence, building it if this machine has not yet; None where it cannot be had."""
+    lib = native.load(SOURCE, "textrnn_rnn_abi", ABI, ENABLED_ENV)
+    if lib is None:
+        return None
+    pointer, integer = ctypes.c_void_p, ctypes.c_int
+    lib.textrnn_rnn_forward.argtypes = [integer] * 3 + [pointer] * 3 + [integer]
+    lib.textrnn_rnn_backward.argtypes = [integer] * 3 + [pointer] * 4 + [integer]
+    lib.textrnn_rnn_forward.restype = lib.textrnn_rnn_backward.restype = None
+    return lib
+
+
+class _CompiledLayer(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight_ih, weight_hh, bias_ih, bias_hh):
+        batch, steps, _ = x.shape
+        hidden = weight_hh.shape[0]
+        # (batch, steps, hidden): becomes every step's state in place
+        out = torch.addmm(bias_ih + bias_hh, x.reshape(batch * steps, -1), weight_ih.t()).view(batch, steps, hidden)
+        before = x.new_empty(batch, steps, hidden + 1)
+        w_t = weight_hh.detach().t().contiguous()
+        kernel().textrnn_rnn_forward(steps, batch, hidden, w_t.data_ptr(), out.data_ptr(), before.data_ptr(),
+                                     torch.get_num_threads())
+        ctx.save_for_backward(x, weight_ih, weight_hh, out, before)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, weight_ih, weight_hh, out, before = ctx.saved_tensors
+        batch, steps, hidden = out.shape
+        grad_out = grad_out.contiguous()
+        pre = torch.empty_like(out)  # the gradient at each step's pre-activation
+        w = weight_hh.detach().contiguous()
+        kernel().textrnn_rnn_backward(steps, batch, hidden, w.data_ptr(), out.data_ptr(), grad_out.data_ptr(),
+                                      pre.data_ptr(), torch.get_num_threads())
+        by_row = pre.view(batch * steps, hidden)
+        # against each step's starting state: dW_hh; against the column of ones: the bias's gradient
+        both = by_row.t() @ before.view(batch * steps, hidden + 1)
+        grad_weight_hh, grad_bias = both[:, :hidden], both[:, hidden].contiguous()
+        grad_x = (by_row @ weight_ih).view_as(x) if ctx.needs_input_grad[0] else None
+        grad_weight_ih = by_row.t() @ x.reshape(batch * steps, -1)
+        return grad_x, grad_weight_ih, grad_weight_hh, grad_bias, grad_bias
+
 
 class _SimpleRNNLayer(torch.autograd.Function):
+    """The same layer as PyTorch operators (no compiler, or another dtype), steps in (steps, batch) order."""
+
     @staticmethod
     def forward(ctx, x, weight_ih, weight_hh, bias_ih, bias_hh):
         batch, steps, _ = x.shape
@@ -60,22 +120,29 @@ class _SimpleRNNLayer(torch.autograd.Function):
 
 
 class SimpleRNN(nn.RNN):
-    """`nn.RNN(nonlinearity="tanh", batch_first=True)` with a hand-written backward pass on the CPU."""
+    """`nn.RNN(nonlinearity="tanh", batch_first=True)` whose recurrence runs in textrnn's kernel on the CPU."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0, **_):
         super().__init__(input_size, hidden_size, num_layers=num_layers, nonlinearity="tanh", batch_first=True,
                          dropout=dropout)
+
+    def uses_kernel(self, x: torch.Tensor) -> bool:
+        """Whether the compiled recurrence runs `x` (else the same steps as PyTorch operators, or nn.RNN's)."""
+        return (x.device.type == "cpu" and x.dtype == torch.float32 and x.shape[1] > 0
+                and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling()
+                and kernel() is not None)
 
     def forward(self, x, hx=None):
         # nn.RNN's own path on CUDA (cuDNN), and when traced for export: its loop unrolls at trace time, the
         # fused RNN op does not
         if x.is_cuda or hx is not None or isinstance(x, nn.utils.rnn.PackedSequence) or torch.jit.is_tracing():
             return super().forward(x, hx)
+        layer_function = _CompiledLayer if self.uses_kernel(x) else _SimpleRNNLayer
         finals = []
         for layer in range(self.num_layers):
             if layer > 0 and self.dropout and self.training:
                 x = nn.functional.dropout(x, self.dropout, training=True)
-            x = _SimpleRNNLayer.apply(x, getattr(self, f"weight_ih_l{layer}"), getattr(self, f"weight_hh_l{layer}"),
-                                      getattr(self, f"bias_ih_l{layer}"), getattr(self, f"bias_hh_l{layer}"))
+            weights = [getattr(self, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            x = layer_function.apply(x.contiguous(), *weights)
             finals.append(x[:, -1])
         return x, torch.stack(finals)
