@@ -127,12 +127,14 @@ class RNNEncoder(nn.Module):
         if width == 0 and not torch.jit.is_tracing():
             final = x.new_zeros(batch, self.output_size)
             return Encoded(final, x.new_zeros(batch, 0, self.output_size) if steps else None, lengths)
+        # unmasked and not traced, every row ends at the last step: no row is empty, no per-row gather
+        ends_together = not self.config.mask and not torch.jit.is_tracing()
         last = (lengths - 1).clamp(min=0)  # each row's last real position
         rows = torch.arange(batch, device=x.device)
         outputs = None
         if not self.config.bidirectional:
             out, _ = self.rnn(x)
-            final = out[rows, last]
+            final = out[:, -1] if ends_together else out[rows, last]
             outputs = out if steps else None
         else:
             # position t of a row reversed within its length: L-1-t for real positions, t for padding
@@ -159,6 +161,8 @@ class RNNEncoder(nn.Module):
                     hidden = self.config.hidden_size
                     final = torch.cat([both[rows, last, :hidden], both[:, 0, hidden:]], dim=1)
                 outputs = both if steps else None
+        if ends_together:
+            return Encoded(final, outputs, lengths)
         empty = lengths == 0
         # the check skips a masked_fill on the usual batch; a traced graph must not bake one outcome of it in
         if torch.jit.is_tracing() or bool(empty.any()):

@@ -145,4 +145,4 @@ class SimpleRNN(nn.RNN):
             weights = [getattr(self, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
             x = layer_function.apply(x.contiguous(), *weights)
             finals.append(x[:, -1])
-        return x, torch.stack(finals)
+        return x, finals[0][None] if len(finals) == 1 else torch.stack(finals)  # one layer: a view, no copy
