@@ -194,3 +194,17 @@ def test_the_compiled_coalescing_sums_repeats_and_leaves_its_scratch_clean():
     assert rows.tolist() == [7, 3, 299, 0]  # first occurrences, in order
     assert torch.equal(values[0], torch.arange(1.0, 9.0) * 3) and torch.equal(values[3], torch.arange(1.0, 9.0) * 2)
     assert (optimizer._slot == -1).all()
+
+
+def test_a_token_outside_the_table_is_refused_before_anything_is_written():
+    embedding = torch.nn.Embedding(300, 8, sparse=True)
+    optimizer = FastAdam(embedding.parameters(), embedding=embedding)
+    for tokens in ([1, 2], [3]):  # two steps: row 1 has one to catch up when next read
+        optimizer.zero_grad()
+        embedding(torch.tensor(tokens)).sum().backward()
+        optimizer.step()
+    before = embedding.weight.detach().clone()
+    with pytest.raises(IndexError, match="300 is out of range for an embedding of 300 rows"):
+        embedding(torch.tensor([[1, 300]]))
+    assert torch.equal(embedding.weight, before)  # row 1 not caught up either
+    assert not torch.equal(embedding(torch.tensor([1])), before[1:2])  # (which a valid read does)

@@ -37,14 +37,19 @@ void run(int64_t floats, int threads, Work work) {
 
 extern "C" {
 
-int textrnn_adam_abi() { return 1; }
+int textrnn_adam_abi() { return 2; }
 
 // Bring the rows rows[0..n) (repeats allowed) up to date at step `steps`: apply dense Adam's zero-gradient moves
 // each has missed since row_step[row] (optim.py's FastAdam._catch_up). Rows already up to date are skipped (the
-// operators would move them by exactly 0). log_keep null: no weight decay.
-void textrnn_adam_catch_up(int64_t n, const int64_t* rows, int dim, int64_t steps, float* table, float* moments,
-                           int64_t* row_step, const double* catch_up_sums, const double* log_keep,
-                           const float* eps_after, double beta1, double beta2, int threads) {
+// operators would move them by exactly 0). log_keep null: no weight decay. The rows are token ids not yet checked
+// by the embedding (this runs before its forward): if one is not in [0, table_rows), nothing is written and its
+// position is returned; else -1.
+int64_t textrnn_adam_catch_up(int64_t n, const int64_t* rows, int64_t table_rows, int dim, int64_t steps,
+                              float* table, float* moments, int64_t* row_step, const double* catch_up_sums,
+                              const double* log_keep, const float* eps_after, double beta1, double beta2,
+                              int threads) {
+    for (int64_t i = 0; i < n; ++i)
+        if (rows[i] < 0 || rows[i] >= table_rows) return i;
     run(n * dim, threads, [=](int64_t part, int64_t parts) {
         for (int64_t i = 0; i < n; ++i) {
             const int64_t row = rows[i];
@@ -75,6 +80,7 @@ void textrnn_adam_catch_up(int64_t n, const int64_t* rows, int dim, int64_t step
             row_step[row] = steps;
         }
     });
+    return -1;
 }
 
 // Sum the gradient's values of repeated indices (what a sparse tensor's coalesce does): writes each distinct row

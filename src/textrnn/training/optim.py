@@ -41,7 +41,7 @@ from torch import nn
 from .. import native
 
 SOURCE = Path(__file__).with_name("adam_kernel.cpp")
-ABI = 1  # adam_kernel.cpp's textrnn_adam_abi(): the argument lists below are for this version of the source
+ABI = 2  # adam_kernel.cpp's textrnn_adam_abi(): the argument lists below are for this version of the source
 ENABLED_ENV = "TEXTRNN_ADAM_KERNEL"  # "0": FastAdam runs on PyTorch's operators only
 
 
@@ -54,14 +54,15 @@ def kernel() -> ctypes.CDLL | None:
         return None
     pointer, integer, count, real, single = (ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_double,
                                              ctypes.c_float)
-    lib.textrnn_adam_catch_up.argtypes = ([count, pointer, integer, count] + [pointer] * 6
+    lib.textrnn_adam_catch_up.argtypes = ([count, pointer, count, integer, count] + [pointer] * 6
                                           + [real, real, integer])
+    lib.textrnn_adam_catch_up.restype = count
     lib.textrnn_adam_coalesce.argtypes = [count, pointer, pointer, integer, pointer, pointer, pointer]
     lib.textrnn_adam_coalesce.restype = count
     lib.textrnn_adam_rows.argtypes = ([count, pointer, pointer, integer, count, pointer, pointer, pointer]
                                       + [single] * 8 + [integer])
     lib.textrnn_adam_dense.argtypes = [count] + [pointer] * 4 + [single] * 7 + [integer]
-    lib.textrnn_adam_catch_up.restype = lib.textrnn_adam_rows.restype = lib.textrnn_adam_dense.restype = None
+    lib.textrnn_adam_rows.restype = lib.textrnn_adam_dense.restype = None
     return lib
 
 
@@ -191,11 +192,13 @@ class FastAdam(torch.optim.Optimizer):
             rows = ((self._row_step < self.steps).nonzero()[:, 0] if tokens is None
                     else tokens.reshape(-1).to(torch.int64).contiguous())
             beta1, beta2 = self.param_groups[0]["betas"]
-            self._native.textrnn_adam_catch_up(
-                rows.numel(), rows.data_ptr(), table.shape[1], self.steps, table.data_ptr(),
+            bad = self._native.textrnn_adam_catch_up(
+                rows.numel(), rows.data_ptr(), table.shape[0], table.shape[1], self.steps, table.data_ptr(),
                 self._moments.data_ptr(), self._row_step.data_ptr(), self._catch_up_sums.data_ptr(),
                 self._log_keep.data_ptr() if decayed else None, self._eps_after.data_ptr(), beta1, beta2,
                 torch.get_num_threads())
+            if bad >= 0:  # what the embedding's forward would have said, before anything was written
+                raise IndexError(f"index {rows[bad].item()} is out of range for an embedding of {table.shape[0]} rows")
             return
         if tokens is None:
             rows = (self._row_step < self.steps).nonzero()[:, 0]
