@@ -45,6 +45,8 @@ def kernel() -> ctypes.CDLL | None:
 
 
 class _CompiledLayer(torch.autograd.Function):
+    """One layer (batch_first, float32, CPU) from a zero initial state: every step's state (batch, steps, hidden)."""
+
     @staticmethod
     def forward(ctx, x, weight_ih, weight_hh, bias_ih, bias_hh):
         batch, steps, _ = x.shape
