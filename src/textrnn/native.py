@@ -34,8 +34,12 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV, user_cache_dir("textrnn"))) / "kernels"
 
 
-def load(source: Path, abi_symbol: str, abi: int, enabled_env: str) -> ctypes.CDLL | None:
-    """The library built from `source`, building it if this machine has not yet; None where it cannot be had.
+Signatures = dict[str, tuple[list, type | None]]  # a function's name -> its ctypes argument types and result type
+
+
+def load(source: Path, abi_symbol: str, abi: int, enabled_env: str, signatures: Signatures) -> ctypes.CDLL | None:
+    """The library built from `source`, building it if this machine has not yet, with `signatures` set on its
+    functions; None where it cannot be had.
 
     `abi_symbol` names the library's `int f(void)` that returns its ABI number, which must equal `abi`;
     `enabled_env` set to "0" turns the kernel off."""
@@ -68,6 +72,9 @@ def load(source: Path, abi_symbol: str, abi: int, enabled_env: str) -> ctypes.CD
     if getattr(lib, abi_symbol)() != abi:  # a source changed under a running process: its argument lists are stale
         log.warning("%s's source does not match this textrnn: PyTorch's own operators run instead", what)
         return None
+    for name, (argtypes, restype) in signatures.items():
+        function = getattr(lib, name)
+        function.argtypes, function.restype = argtypes, restype
     return lib
 
 

@@ -35,17 +35,15 @@ ABI = 8  # lstm_kernel.cpp's textrnn_lstm_abi(): the argument lists below are fo
 ENABLED_ENV = "TEXTRNN_LSTM_KERNEL"  # "0" turns the kernel off (oneDNN's LSTM everywhere)
 
 
+_P, _I = ctypes.c_void_p, ctypes.c_int
+SIGNATURES = {"textrnn_lstm_forward": ([_I] * 6 + [_P] * 11 + [_I], None),
+              "textrnn_lstm_backward": ([_I] * 5 + [_P] * 12 + [_I], None)}
+
+
 @cache
 def kernel() -> ctypes.CDLL | None:
     """The compiled kernel, building it if this machine has not yet; None where it cannot be had."""
-    lib = native.load(SOURCE, "textrnn_lstm_abi", ABI, ENABLED_ENV)
-    if lib is None:
-        return None
-    pointer, integer = ctypes.c_void_p, ctypes.c_int
-    lib.textrnn_lstm_forward.argtypes = [integer] * 6 + [pointer] * 11 + [integer]
-    lib.textrnn_lstm_backward.argtypes = [integer] * 5 + [pointer] * 12 + [integer]
-    lib.textrnn_lstm_forward.restype = lib.textrnn_lstm_backward.restype = None
-    return lib
+    return native.load(SOURCE, "textrnn_lstm_abi", ABI, ENABLED_ENV, SIGNATURES)
 
 
 def _address(t: torch.Tensor | None) -> int | None:

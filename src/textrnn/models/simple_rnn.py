@@ -31,17 +31,15 @@ ABI = 1  # simple_rnn_kernel.cpp's textrnn_rnn_abi(): the argument lists below a
 ENABLED_ENV = "TEXTRNN_RNN_KERNEL"  # "0": the recurrence runs as PyTorch operators
 
 
+_P, _I = ctypes.c_void_p, ctypes.c_int
+SIGNATURES = {"textrnn_rnn_forward": ([_I] * 3 + [_P] * 3 + [_I], None),
+              "textrnn_rnn_backward": ([_I] * 3 + [_P] * 4 + [_I], None)}
+
+
 @cache
 def kernel() -> ctypes.CDLL | None:
     """The compiled recurrence, building it if this machine has not yet; None where it cannot be had."""
-    lib = native.load(SOURCE, "textrnn_rnn_abi", ABI, ENABLED_ENV)
-    if lib is None:
-        return None
-    pointer, integer = ctypes.c_void_p, ctypes.c_int
-    lib.textrnn_rnn_forward.argtypes = [integer] * 3 + [pointer] * 3 + [integer]
-    lib.textrnn_rnn_backward.argtypes = [integer] * 3 + [pointer] * 4 + [integer]
-    lib.textrnn_rnn_forward.restype = lib.textrnn_rnn_backward.restype = None
-    return lib
+    return native.load(SOURCE, "textrnn_rnn_abi", ABI, ENABLED_ENV, SIGNATURES)
 
 
 class _CompiledLayer(torch.autograd.Function):

@@ -45,25 +45,18 @@ ABI = 2  # adam_kernel.cpp's textrnn_adam_abi(): the argument lists below are fo
 ENABLED_ENV = "TEXTRNN_ADAM_KERNEL"  # "0": FastAdam runs on PyTorch's operators only
 
 
+_P, _I, _N, _D, _F = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_double, ctypes.c_float
+SIGNATURES = {"textrnn_adam_catch_up": ([_N, _P, _N, _I, _N] + [_P] * 6 + [_D, _D, _I], _N),
+              "textrnn_adam_coalesce": ([_N, _P, _P, _I, _P, _P, _P], _N),
+              "textrnn_adam_rows": ([_N, _P, _P, _I, _N, _P, _P, _P] + [_F] * 8 + [_I], None),
+              "textrnn_adam_dense": ([_N] + [_P] * 4 + [_F] * 7 + [_I], None)}
+
+
 @cache
 def kernel() -> ctypes.CDLL | None:
     """FastAdam's compiled step (adam_kernel.cpp), building it if this machine has not yet; None where it cannot
     be had (then PyTorch's operators do the same arithmetic)."""
-    lib = native.load(SOURCE, "textrnn_adam_abi", ABI, ENABLED_ENV)
-    if lib is None:
-        return None
-    pointer, integer, count, real, single = (ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_double,
-                                             ctypes.c_float)
-    lib.textrnn_adam_catch_up.argtypes = ([count, pointer, count, integer, count] + [pointer] * 6
-                                          + [real, real, integer])
-    lib.textrnn_adam_catch_up.restype = count
-    lib.textrnn_adam_coalesce.argtypes = [count, pointer, pointer, integer, pointer, pointer, pointer]
-    lib.textrnn_adam_coalesce.restype = count
-    lib.textrnn_adam_rows.argtypes = ([count, pointer, pointer, integer, count, pointer, pointer, pointer]
-                                      + [single] * 8 + [integer])
-    lib.textrnn_adam_dense.argtypes = [count] + [pointer] * 4 + [single] * 7 + [integer]
-    lib.textrnn_adam_rows.restype = lib.textrnn_adam_dense.restype = None
-    return lib
+    return native.load(SOURCE, "textrnn_adam_abi", ABI, ENABLED_ENV, SIGNATURES)
 
 
 class FastAdam(torch.optim.Optimizer):
