@@ -19,6 +19,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+from functools import cache
 from pathlib import Path
 
 # -fno-math-errno: nothing reads errno, and a sqrtf that may set it is a branch the loops around it cannot vectorise
@@ -78,6 +79,7 @@ def load(source: Path, abi_symbol: str, abi: int, enabled_env: str, signatures: 
     return lib
 
 
+@cache
 def _cpu_model() -> str:
     """The first CPU's model and instruction-set flags (what -march=native builds for)."""
     try:
