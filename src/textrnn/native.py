@@ -2,7 +2,7 @@
 
 Each kernel is one .cpp file beside the Python module that calls it (`models/lstm_kernel.cpp`,
 `models/simple_rnn_kernel.cpp`, `training/adam_kernel.cpp`). `load` builds it once per source, flags, compiler
-and CPU (`-march=native`) into `~/.cache/textrnn/kernels` (`TEXTRNN_KERNEL_CACHE` moves it), about a second, and
+and CPU (`-march=native`) into `~/.cache/textrnn/kernels` (`TEXTRNN_KERNEL_CACHE` moves it), under a second, and
 checks the library's ABI number against the caller's, so a library built from another version of the source is
 never called with stale argument lists. Where a kernel cannot be had (no compiler, Windows, a failed build, or its
 environment switch set to "0"), `load` returns None and the caller runs PyTorch's own operators instead; the

@@ -27,7 +27,7 @@ from torch import nn
 from .. import native
 
 SOURCE = Path(__file__).with_name("simple_rnn_kernel.cpp")
-ABI = 1  # simple_rnn_kernel.cpp's textrnn_rnn_abi(): the argument lists below are for this version of the source
+ABI = 2  # simple_rnn_kernel.cpp's textrnn_rnn_abi(): the argument lists below are for this version of the source
 ENABLED_ENV = "TEXTRNN_RNN_KERNEL"  # "0": the recurrence runs as PyTorch operators
 
 
@@ -51,10 +51,11 @@ class _CompiledLayer(torch.autograd.Function):
         hidden = weight_hh.shape[0]
         # (batch, steps, hidden): becomes every step's state in place
         out = torch.addmm(bias_ih + bias_hh, x.reshape(batch * steps, -1), weight_ih.t()).view(batch, steps, hidden)
-        before = x.new_empty(batch, steps, hidden + 1)
+        # each step's starting state and a 1, for the backward's weight gradients; inference needs none
+        before = x.new_empty(batch, steps, hidden + 1) if any(ctx.needs_input_grad) else None
         w_t = weight_hh.detach().t().contiguous()
-        kernel().textrnn_rnn_forward(steps, batch, hidden, w_t.data_ptr(), out.data_ptr(), before.data_ptr(),
-                                     torch.get_num_threads())
+        kernel().textrnn_rnn_forward(steps, batch, hidden, w_t.data_ptr(), out.data_ptr(),
+                                     None if before is None else before.data_ptr(), torch.get_num_threads())
         ctx.save_for_backward(x, weight_ih, weight_hh, out, before)
         return out
 

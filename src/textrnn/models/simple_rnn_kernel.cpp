@@ -9,8 +9,8 @@
 // Layouts (row-major, float32, batch-major as PyTorch's batch_first; any H, the loops are left to the compiler's
 // vectoriser):
 //   xw  (B, T, H)  in: x_t W_ih^T + b_ih + b_hh;  out: h_t, every step's state
-//   before (B, T, H + 1) out: the state each step started from (zeros for the first), then a 1: one matmul over
-//          it gives dW_hh and, from the column of ones, the bias's gradient
+//   before (B, T, H + 1) out, or null (inference): the state each step started from (zeros for the first), then
+//          a 1: one matmul over it gives dW_hh and, from the column of ones, the bias's gradient
 //   w_t (H, H): W_hh transposed, for the forward;  w (H, H): W_hh as PyTorch keeps it, for the backward
 //   grad_out (B, T, H): dLoss/dh_t from above;  pre (B, T, H) out: dLoss/d(pre-activation) at every step
 // Rows never interact, so a call splits them between PyTorch's OpenMP threads for the whole sequence (when there
@@ -87,28 +87,30 @@ void split_rows(const Shape& s, int threads, Work work) {
 
 extern "C" {
 
-int textrnn_rnn_abi() { return 1; }
+int textrnn_rnn_abi() { return 2; }
 
 void textrnn_rnn_forward(int T, int B, int H, const float* w_t, float* xw, float* before, int threads) {
     split_rows({T, B, H}, threads, [=](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b) {
             float* h = xw + b * T * H;  // this row's states, written over its xw step by step
-            float* start = before + b * T * (H + 1);
             for (int t = 0; t < T; ++t) {
                 float* now = h + static_cast<int64_t>(t) * H;
-                float* from = start + static_cast<int64_t>(t) * (H + 1);
-                if (t == 0) {
-                    std::fill(from, from + H, 0.0f);
-                } else {
+                if (t > 0) {
                     const float* prev = now - H;
-                    memcpy(from, prev, sizeof(float) * H);
                     for (int k = 0; k < H; ++k) {  // now += W_hh h_{t-1}, a column of W_hh (a row of w_t) at a time
                         const float hk = prev[k];
                         const float* column = w_t + static_cast<int64_t>(k) * H;
                         for (int j = 0; j < H; ++j) now[j] += hk * column[j];
                     }
                 }
-                from[H] = 1.0f;
+                if (before) {
+                    float* from = before + (b * T + t) * (H + 1);
+                    if (t == 0)
+                        std::fill(from, from + H, 0.0f);
+                    else
+                        memcpy(from, now - H, sizeof(float) * H);
+                    from[H] = 1.0f;
+                }
                 for (int j = 0; j < H; ++j) now[j] = tanh_(now[j]);
             }
         }
