@@ -25,15 +25,16 @@ def test_the_kernel_builds_here():
 
 @pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("with_state", [False, True])
-def test_outputs_and_gradients_equal_nn_lstm(layers, with_state):
+@pytest.mark.parametrize("hidden", [32, 8, 10])  # 8 and 10 run padded to 16 units (the lesson's LSTM(8))
+def test_outputs_and_gradients_equal_nn_lstm(layers, with_state, hidden):
     torch.manual_seed(0)
-    reference = nn.LSTM(24, 32, num_layers=layers, batch_first=True)
-    mine = LSTM(24, 32, num_layers=layers)
+    reference = nn.LSTM(24, hidden, num_layers=layers, batch_first=True)
+    mine = LSTM(24, hidden, num_layers=layers)
     mine.load_state_dict(reference.state_dict())
     x = torch.randn(6, 9, 24, requires_grad=True)
-    state = tuple(torch.randn(layers, 6, 32, requires_grad=True) for _ in range(2)) if with_state else None
+    state = tuple(torch.randn(layers, 6, hidden, requires_grad=True) for _ in range(2)) if with_state else None
     assert mine.uses_kernel(x)
-    weights = [torch.randn(6, 9, 32), torch.randn(layers, 6, 32), torch.randn(layers, 6, 32)]
+    weights = [torch.randn(6, 9, hidden), torch.randn(layers, 6, hidden), torch.randn(layers, 6, hidden)]
 
     def run(lstm):
         out, (h, c) = lstm(x, state)
@@ -46,9 +47,10 @@ def test_outputs_and_gradients_equal_nn_lstm(layers, with_state):
     assert _largest_difference(expected_grads, got_grads) < TOLERANCE
 
 
-def test_bidirectional_reads_the_backward_direction_within_each_length():
+@pytest.mark.parametrize("hidden", [32, 10])
+def test_bidirectional_reads_the_backward_direction_within_each_length(hidden):
     torch.manual_seed(0)
-    forward, backward = LSTM(24, 32), LSTM(24, 32)
+    forward, backward = LSTM(24, hidden), LSTM(24, hidden)
     x = torch.randn(7, 11, 24, requires_grad=True)
     lengths = torch.tensor([11, 5, 0, 1, 10, 3, 11])
     # the reference: reverse each row's real positions, run nn.LSTM, put the outputs back in place
@@ -58,7 +60,7 @@ def test_bidirectional_reads_the_backward_direction_within_each_length():
     def reversed_rows(t):
         return t.gather(1, order[:, :, None].expand_as(t))
 
-    weights, final_weights = torch.randn(7, 11, 64), torch.randn(7, 64)
+    weights, final_weights = torch.randn(7, 11, 2 * hidden), torch.randn(7, 2 * hidden)
     inputs = [x, *forward.parameters(), *backward.parameters()]
     last = (lengths - 1).clamp(min=0)
 
@@ -66,7 +68,7 @@ def test_bidirectional_reads_the_backward_direction_within_each_length():
         steps = torch.cat([nn.LSTM.forward(forward, x)[0],
                            reversed_rows(nn.LSTM.forward(backward, reversed_rows(x))[0])], dim=2)
         # each row's final states: forward's at its last real position, backward's at position 0
-        return steps, torch.cat([steps[torch.arange(7), last, :32], steps[:, 0, 32:]], dim=1)
+        return steps, torch.cat([steps[torch.arange(7), last, :hidden], steps[:, 0, hidden:]], dim=1)
 
     expected, expected_final = reference()
     expected_grads = torch.autograd.grad((expected * weights).sum() + (expected_final * final_weights).sum(), inputs)
@@ -121,7 +123,7 @@ def test_the_kernel_steps_aside_where_it_does_not_apply(monkeypatch):
     lstm = LSTM(12, 16)
     x = torch.randn(2, 3, 12)
     assert lstm.uses_kernel(x)
-    assert not LSTM(12, 10).uses_kernel(x)  # hidden size not a multiple of 16
+    assert LSTM(12, 10).uses_kernel(x)  # hidden size not a multiple of 16: padded with zero units
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert not lstm.uses_kernel(x)  # oneDNN's bf16 kernel
     assert not lstm.uses_kernel(x.double())

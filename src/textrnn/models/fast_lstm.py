@@ -14,8 +14,9 @@ waits for another between steps, and a row's arithmetic is the same however the 
 differ from oneDNN's by float rounding (its exp is a polynomial), not more (tests/test_fast_lstm.py).
 
 The kernel is C++ compiled on first use with the system's `g++` into a per-user cache (a second of compiling,
-once per machine and source; `textrnn.native`). Without a compiler, on CUDA, under bf16 autocast, for packed input or a hidden
-size that is not a multiple of 16, or when `TEXTRNN_LSTM_KERNEL=0`, the layer is `nn.LSTM`'s own.
+once per machine and source; `textrnn.native`). Without a compiler, on CUDA, under bf16 autocast, for packed
+input, or when `TEXTRNN_LSTM_KERNEL=0`, the layer is `nn.LSTM`'s own. The kernel's vectors need hidden sizes that
+are multiples of 16: other sizes run padded with zero units, which stay zero and change nothing (`_weights`).
 It subclasses `nn.LSTM`, so parameters and state dicts are nn.LSTM's.
 """
 
@@ -125,8 +126,37 @@ class _LSTMLayer(torch.autograd.Function):
         return grad_x, None, None, grad_h0, grad_c0, *grads
 
 
+VECTOR = 16  # the kernel's vectors hold 16 floats: it runs hidden sizes that are multiples of 16
+
+
+def _padded_size(hidden: int) -> int:
+    return -(-hidden // VECTOR) * VECTOR
+
+
 def _weights(lstm: nn.LSTM, layer: int) -> list[torch.Tensor]:
-    return [getattr(lstm, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    """The layer's (weight_ih, weight_hh, bias_ih, bias_hh) for the kernel: each gate's block padded with zero
+    units up to a multiple of 16. A padded unit's gates are sigmoid(0) and tanh(0) = 0 at every step, so its cell
+    and state stay 0, and its zero columns of weight_hh feed nothing into the real units: they compute what the
+    unpadded layer does. F.pad is differentiable, so the padding's gradients are dropped on the way back."""
+    weights = [getattr(lstm, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    hidden = lstm.hidden_size
+    extra = _padded_size(hidden) - hidden
+    if not extra:
+        return weights
+
+    def by_gate(t: torch.Tensor, columns: int = 0) -> torch.Tensor:  # (4 H, n) -> (4 (H + extra), n + columns)
+        return nn.functional.pad(t.view(4, hidden, -1), (0, columns, 0, extra)).view(4 * (hidden + extra), -1)
+
+    weight_ih, weight_hh, bias_ih, bias_hh = weights
+    return [by_gate(weight_ih), by_gate(weight_hh, extra), by_gate(bias_ih).view(-1), by_gate(bias_hh).view(-1)]
+
+
+def _real_units(t: torch.Tensor, hidden: int, directions: int) -> torch.Tensor:
+    """`t` (..., directions * padded) without the padded units of each direction: (..., directions * hidden)."""
+    padded = _padded_size(hidden)
+    if padded == hidden:
+        return t
+    return torch.cat([t[..., d * padded : d * padded + hidden] for d in range(directions)], dim=-1)
 
 
 def bidirectional(forward: LSTM, backward: LSTM, x: torch.Tensor, lengths: torch.Tensor
@@ -142,7 +172,8 @@ def bidirectional(forward: LSTM, backward: LSTM, x: torch.Tensor, lengths: torch
     final_steps = (lengths - 1).clamp(min=0)  # both directions have read the row's real steps after this one
     out, _, final = _LSTMLayer.apply(x.contiguous(), lengths, final_steps, None, None, *_weights(forward, 0),
                                      *_weights(backward, 0))
-    return out, final
+    hidden = forward.hidden_size
+    return _real_units(out, hidden, 2), _real_units(final, hidden, 2)
 
 
 class LSTM(nn.LSTM):
@@ -153,7 +184,7 @@ class LSTM(nn.LSTM):
 
     def uses_kernel(self, x) -> bool:
         return (not isinstance(x, nn.utils.rnn.PackedSequence) and x.device.type == "cpu"
-                and x.dtype == torch.float32 and x.dim() == 3 and x.shape[1] > 0 and self.hidden_size % 16 == 0
+                and x.dtype == torch.float32 and x.dim() == 3 and x.shape[1] > 0
                 and not torch.is_autocast_enabled("cpu") and not torch.jit.is_tracing()
                 and not torch.compiler.is_compiling() and kernel() is not None)
 
@@ -164,9 +195,13 @@ class LSTM(nn.LSTM):
         for layer in range(self.num_layers):
             if layer > 0 and self.dropout and self.training:
                 x = nn.functional.dropout(x, self.dropout, training=True)
-            h0, c0 = (None, None) if hx is None else (hx[0][layer].contiguous(), hx[1][layer].contiguous())
+            h0, c0 = (None, None) if hx is None else (hx[0][layer], hx[1][layer])
+            if hx is not None:  # the padded units start from zeros too
+                extra = _padded_size(self.hidden_size) - self.hidden_size
+                h0, c0 = (nn.functional.pad(t, (0, extra)).contiguous() for t in (h0, c0))
             last_step = torch.full((x.shape[0],), x.shape[1] - 1, dtype=torch.int32)
             x, cell, final = _LSTMLayer.apply(x.contiguous(), None, last_step, h0, c0, *_weights(self, layer))
+            x, cell, final = (_real_units(t, self.hidden_size, 1) for t in (x, cell, final))
             finals.append(final)
             cells.append(cell)
         return x, (torch.stack(finals), torch.stack(cells))
