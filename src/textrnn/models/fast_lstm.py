@@ -196,9 +196,9 @@ class LSTM(nn.LSTM):
             if layer > 0 and self.dropout and self.training:
                 x = nn.functional.dropout(x, self.dropout, training=True)
             h0, c0 = (None, None) if hx is None else (hx[0][layer], hx[1][layer])
+            extra = _padded_size(self.hidden_size) - self.hidden_size
             if hx is not None:  # the padded units start from zeros too
-                extra = _padded_size(self.hidden_size) - self.hidden_size
-                h0, c0 = (nn.functional.pad(t, (0, extra)).contiguous() for t in (h0, c0))
+                h0, c0 = (nn.functional.pad(t, (0, extra)) if extra else t.contiguous() for t in (h0, c0))
             last_step = torch.full((x.shape[0],), x.shape[1] - 1, dtype=torch.int32)
             x, cell, final = _LSTMLayer.apply(x.contiguous(), None, last_step, h0, c0, *_weights(self, layer))
             x, cell, final = (_real_units(t, self.hidden_size, 1) for t in (x, cell, final))

@@ -37,7 +37,7 @@ void run(int64_t floats, int threads, Work work) {
 
 extern "C" {
 
-int textrnn_adam_abi() { return 2; }
+int textrnn_adam_abi() { return 3; }
 
 // Bring the rows rows[0..n) (repeats allowed) up to date at step `steps`: apply dense Adam's zero-gradient moves
 // each has missed since row_step[row] (optim.py's FastAdam._catch_up). Rows already up to date are skipped (the
@@ -107,13 +107,13 @@ int64_t textrnn_adam_coalesce(int64_t n, const int64_t* indices, const float* va
     return distinct;
 }
 
-// Adam's step for distinct rows rows[0..n) with gradients grads (n, dim) times `scale` (clipping; 1 otherwise):
+// Adam's step for distinct rows rows[0..n) with gradients grads (n, dim) (already clipped, where clipping is on):
 // the moments, then the weights (shrunk by `keep` = 1 - lr * weight_decay first), and row_step[row] = steps.
 // w1 = 1 - beta1 and w2 = 1 - beta2 come from the caller, rounded from double as PyTorch's operators round them
 // (1.0f - 0.999f is 4.7e-5 of itself away from 0.001f).
 void textrnn_adam_rows(int64_t n, const int64_t* rows, const float* grads, int dim, int64_t steps, float* table,
                        float* moments, int64_t* row_step, float w1, float beta2, float w2, float step_size,
-                       float sqrt_bias2, float eps, float keep, float scale, int threads) {
+                       float sqrt_bias2, float eps, float keep, int threads) {
     run(n * dim, threads, [=](int64_t part, int64_t parts) {
         for (int64_t i = n * part / parts; i < n * (part + 1) / parts; ++i) {
             const int64_t row = rows[i];
@@ -122,7 +122,7 @@ void textrnn_adam_rows(int64_t n, const int64_t* rows, const float* grads, int d
             float* __restrict m = moments + row * 2 * dim;
             float* __restrict v = m + dim;
             for (int j = 0; j < dim; ++j) {
-                const float gj = g[j] * scale;
+                const float gj = g[j];
                 m[j] += w1 * (gj - m[j]);
                 v[j] = v[j] * beta2 + w2 * gj * gj;
                 w[j] = w[j] * keep - step_size * (m[j] / (sqrtf(v[j]) / sqrt_bias2 + eps));

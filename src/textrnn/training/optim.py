@@ -41,14 +41,14 @@ from torch import nn
 from .. import native
 
 SOURCE = Path(__file__).with_name("adam_kernel.cpp")
-ABI = 2  # adam_kernel.cpp's textrnn_adam_abi(): the argument lists below are for this version of the source
+ABI = 3  # adam_kernel.cpp's textrnn_adam_abi(): the argument lists below are for this version of the source
 ENABLED_ENV = "TEXTRNN_ADAM_KERNEL"  # "0": FastAdam runs on PyTorch's operators only
 
 
 _P, _I, _N, _D, _F = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_double, ctypes.c_float
 SIGNATURES = {"textrnn_adam_catch_up": ([_N, _P, _N, _I, _N] + [_P] * 6 + [_D, _D, _I], _N),
               "textrnn_adam_coalesce": ([_N, _P, _P, _I, _P, _P, _P], _N),
-              "textrnn_adam_rows": ([_N, _P, _P, _I, _N, _P, _P, _P] + [_F] * 8 + [_I], None),
+              "textrnn_adam_rows": ([_N, _P, _P, _I, _N, _P, _P, _P] + [_F] * 7 + [_I], None),
               "textrnn_adam_dense": ([_N] + [_P] * 4 + [_F] * 7 + [_I], None)}
 
 
@@ -265,7 +265,7 @@ class FastAdam(torch.optim.Optimizer):
             m.lerp_(g, 1 - beta1)
             v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
             if wd:
-                self.flat.mul_(1 - lr * wd)
+                self.flat.mul_(keep)
             self.flat.addcdiv_(m, v.sqrt().div_(sqrt_bias2).add_(eps), value=-step_size)
 
         if table is None:
@@ -288,7 +288,7 @@ class FastAdam(torch.optim.Optimizer):
             self._native.textrnn_adam_rows(len(rows), rows.data_ptr(), values.data_ptr(), table.shape[1],
                                            self.steps, table.data_ptr(), self._moments.data_ptr(),
                                            self._row_step.data_ptr(), 1 - beta1, beta2, 1 - beta2, step_size,
-                                           sqrt_bias2, eps, keep, 1.0, torch.get_num_threads())
+                                           sqrt_bias2, eps, keep, torch.get_num_threads())
             return None
         moments = self._moments.index_select(0, rows)
         m, v = moments[:, 0], moments[:, 1]
@@ -297,7 +297,7 @@ class FastAdam(torch.optim.Optimizer):
         self._moments.index_copy_(0, rows, moments)
         self._row_step.index_fill_(0, rows, self.steps)
         if wd:
-            table.index_copy_(0, rows, table.index_select(0, rows).mul_(1 - lr * wd))
+            table.index_copy_(0, rows, table.index_select(0, rows).mul_(keep))
         table.index_add_(0, rows, m.div_(v.sqrt_().div_(sqrt_bias2).add_(eps)), alpha=-step_size)
         return None
 
