@@ -115,6 +115,8 @@ class BaseTextClassifier:
         have norms of about 5), the same share (0.2) of the rows' RMS length when it starts from an `init_from`
         language model, and 0 on a random start (its rows are about 0.3 long, which 1.0 swamps: it was measured
         to stop such models learning at all). A step costs about twice as much.
+    label_smoothing: train towards targets that put this share of their weight evenly on every class (0: plain
+        cross-entropy, the default).
     lr_schedule, warmup: "constant", "linear" (warm up over a `warmup` fraction of the steps, then decay to 0)
         or "plateau" (halve the rate when the monitored metric stalls for an epoch).
     early_stopping, monitor: stop after this many epochs without a better `monitor` ("val_accuracy" or
@@ -172,6 +174,7 @@ class BaseTextClassifier:
         clip_norm: float | None = 5.0,
         weight_decay: float = 0.0,
         adversarial: float | str = "auto",
+        label_smoothing: float = 0.0,
         lr_schedule: str = "linear",
         warmup: float = 0.1,
         early_stopping: int | None = 2,
@@ -217,6 +220,7 @@ class BaseTextClassifier:
         self.clip_norm = clip_norm
         self.weight_decay = weight_decay
         self.adversarial = adversarial
+        self.label_smoothing = label_smoothing
         self.lr_schedule = lr_schedule
         self.warmup = warmup
         self.early_stopping = early_stopping
@@ -311,7 +315,8 @@ class BaseTextClassifier:
         return TrainConfig(batch_size=self.batch_size, epochs=self.epochs, lr=self.lr, seed=self.seed,
                            batching=self.batching, device=self.device, optimizer=self.optimizer,
                            precision=self.precision, clip_norm=self.clip_norm, weight_decay=self.weight_decay,
-                           adversarial=self._adversarial(), lr_schedule=self.lr_schedule, warmup=self.warmup,
+                           adversarial=self._adversarial(), label_smoothing=self.label_smoothing,
+                           lr_schedule=self.lr_schedule, warmup=self.warmup,
                            early_stopping=early_stopping, monitor=self.monitor,
                            discriminative_lr=self.discriminative_lr,
                            gradual_unfreezing=self.gradual_unfreezing)

@@ -38,6 +38,8 @@ def add_parser(sub) -> None:
                    "(Miyato et al. 2017): also train on each text moved EPSILON (L2) the way that raises its loss "
                    "most; about twice the time a step (default: 1 when the embedding starts from pretrained "
                    "vectors, GloVe by default, else 0; presets 0: off)")
+    g.add_argument("--label-smoothing", type=float, metavar="P", help="train towards targets that put this share of "
+                   "their weight evenly on every class (default 0)")
     g.add_argument("--lr-schedule", choices=["constant", "linear", "plateau", "slanted"],
                    help="linear (default; presets: constant): warm-up then decay to 0; constant; plateau: halve when "
                         "validation stalls; "

@@ -51,6 +51,9 @@ class TrainConfig:
     # adversarial training on the embeddings (Miyato et al. 2017): each step adds the loss at every text's
     # embedded tokens moved by this L2 distance (over the whole text) the way that raises its loss most; 0: off
     adversarial: float = 0.0
+    # the training loss's targets put this share of their weight evenly on every class (Szegedy et al. 2016);
+    # validation loss is always plain cross-entropy
+    label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -77,6 +80,8 @@ class TrainConfig:
             raise TextrnnError(f"warmup is a fraction of the training steps in [0, 1), got {self.warmup}")
         if not self.adversarial >= 0:
             raise TextrnnError(f"the adversarial perturbation is a distance, zero or positive, got {self.adversarial}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise TextrnnError(f"label smoothing is a share of each target in [0, 1), got {self.label_smoothing}")
         if self.early_stopping is not None and self.early_stopping < 1:
             raise TextrnnError(f"early-stopping patience must be at least 1 epoch, got {self.early_stopping}")
         if self.discriminative_lr is not None and not self.discriminative_lr >= 1:

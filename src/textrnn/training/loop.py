@@ -282,7 +282,8 @@ def train_epoch(loop: Loop, train: TokenizedCorpus, labels: torch.Tensor, rng: n
         if config.adversarial:
             objective = loss + moved_loss  # what the step descends; `loss` alone is reported
         else:
-            loss = objective = nn.functional.cross_entropy(logits.float(), target)
+            loss = objective = nn.functional.cross_entropy(logits.float(), target,
+                                                           label_smoothing=config.label_smoothing)
         if totals is not None:
             objective = objective * (distributed.loss_weight(n, global_rows, world) if n else 0.0)
         optimizer.zero_grad(set_to_none=True)
@@ -318,9 +319,9 @@ class AdversarialObjective(nn.Module):
     moved loss flows to the embedding rows and the network, as the paper's does. One module, so that under DDP a
     step is one forward and one backward (the inner gradient touches no weight's gradient)."""
 
-    def __init__(self, model: nn.Module, epsilon: float):
+    def __init__(self, model: nn.Module, epsilon: float, label_smoothing: float = 0.0):
         super().__init__()
-        self.model, self.epsilon = model, epsilon
+        self.model, self.epsilon, self.label_smoothing = model, epsilon, label_smoothing
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, target: torch.Tensor):
         embedded = self.model.encoder.embed(tokens)
@@ -328,12 +329,12 @@ class AdversarialObjective(nn.Module):
             embedded.requires_grad_(True)
         bag = self.model.bag_of_ngrams(tokens, lengths)  # not moved: the move is on the recurrence's input
         logits = self.model.forward_embedded(embedded, lengths, bag)
-        loss = nn.functional.cross_entropy(logits.float(), target)
+        loss = nn.functional.cross_entropy(logits.float(), target, label_smoothing=self.label_smoothing)
         (grad,) = torch.autograd.grad(loss, embedded, retain_graph=True)
         norm = grad.flatten(1).norm(dim=1).clamp(min=1e-12)  # padding has no gradient, so it is never moved
         shift = (self.epsilon * grad / norm[:, None, None]).detach()
         moved = self.model.forward_embedded(embedded + shift, lengths, bag)
-        return logits, loss, nn.functional.cross_entropy(moved.float(), target)
+        return logits, loss, nn.functional.cross_entropy(moved.float(), target, label_smoothing=self.label_smoothing)
 
 
 def end_epoch(loop: Loop, seconds: float, rng: np.random.Generator,
@@ -384,7 +385,8 @@ def fit(
     if isinstance(optimizer, FastAdam):
         optimizer.catch_up_gradient_rows = world.distributed  # rows another rank read, see FastAdam.step
     # with adversarial training a step calls the model through its objective (DDP wraps what a step calls)
-    stepped = AdversarialObjective(model, config.adversarial) if config.adversarial else model
+    stepped = (AdversarialObjective(model, config.adversarial, config.label_smoothing) if config.adversarial
+               else model)
     network = distributed.wrap(stepped, device, world)
     steps_per_epoch = -(-len(train) // (config.batch_size * world.size))
     scheduler, schedule_every = configure_scheduler(optimizer, config, steps_per_epoch)
