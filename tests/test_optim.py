@@ -208,3 +208,33 @@ def test_a_token_outside_the_table_is_refused_before_anything_is_written():
         embedding(torch.tensor([[1, 300]]))
     assert torch.equal(embedding.weight, before)  # row 1 not caught up either
     assert not torch.equal(embedding(torch.tensor([1])), before[1:2])  # (which a valid read does)
+
+
+def test_a_new_build_removes_the_builds_of_its_kernel_nobody_has_loaded_for_a_month(monkeypatch, tmp_path):
+    """An upgrade leaves the last version's build behind; the next build of the same kernel removes it once no
+    process has loaded it for STALE_AFTER_S, and leaves recent builds and other kernels' builds alone."""
+    import os
+    import time
+
+    from textrnn import native
+    from textrnn.training import optim
+
+    monkeypatch.setenv(native.CACHE_ENV, str(tmp_path))
+    kernels = tmp_path / "kernels"
+    kernels.mkdir()
+    old = time.time() - native.STALE_AFTER_S - 3600
+    stale, recent, other = (kernels / name for name in ("adam_kernel-0000000000000000.so",
+                                                        "adam_kernel-1111111111111111.so",
+                                                        "lstm_kernel-2222222222222222.so"))
+    for path in (stale, recent, other):
+        path.write_bytes(b"not a library")
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    lib = native.load(optim.SOURCE, "textrnn_adam_abi", optim.ABI, optim.ENABLED_ENV, optim.SIGNATURES)
+    assert lib is not None
+    built = [p for p in kernels.glob("adam_kernel-*.so") if p not in (stale, recent)]
+    assert len(built) == 1 and not stale.exists() and recent.exists() and other.exists()
+    # loading an existing build marks it as used, so a later build elsewhere keeps it
+    os.utime(built[0], (old, old))
+    assert native.load(optim.SOURCE, "textrnn_adam_abi", optim.ABI, optim.ENABLED_ENV, optim.SIGNATURES) is not None
+    assert time.time() - built[0].stat().st_mtime < 60

@@ -19,12 +19,16 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import time
 from functools import cache
 from pathlib import Path
 
 # -fno-math-errno: nothing reads errno, and a sqrtf that may set it is a branch the loops around it cannot vectorise
 COMPILE = ["-O3", "-march=native", "-fno-math-errno", "-shared", "-fPIC", "-fopenmp", "-std=c++17"]
 CACHE_ENV = "TEXTRNN_KERNEL_CACHE"
+# a build of a kernel not loaded for this long is removed when another build of it is made (another version of
+# textrnn, another CPU sharing the cache): an upgrade does not leave every old build behind for ever
+STALE_AFTER_S = 30 * 24 * 3600
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,9 @@ def load(source: Path, abi_symbol: str, abi: int, enabled_env: str, signatures: 
                 subprocess.run([compiler, *COMPILE, str(source), "-o", str(built)], check=True,
                                capture_output=True, timeout=120)
                 os.replace(built, library)
+            remove_stale_builds(library)
+        else:
+            os.utime(library)  # loaded now: what remove_stale_builds goes by
         lib = ctypes.CDLL(str(library))
     except (OSError, subprocess.SubprocessError) as error:
         detail = getattr(error, "stderr", b"") or b""
@@ -77,6 +84,18 @@ def load(source: Path, abi_symbol: str, abi: int, enabled_env: str, signatures: 
         function = getattr(lib, name)
         function.argtypes, function.restype = argtypes, restype
     return lib
+
+
+def remove_stale_builds(library: Path) -> None:
+    """Remove the builds of `library`'s kernel, other than it, that no process has loaded for STALE_AFTER_S."""
+    what = library.name.rsplit("-", 1)[0]
+    now = time.time()
+    for other in library.parent.glob(f"{what}-*.so"):
+        try:
+            if other != library and now - other.stat().st_mtime > STALE_AFTER_S:
+                other.unlink()  # a process that has it loaded keeps its mapping
+        except OSError:
+            pass  # another process removed it first, or the cache is not ours to clean
 
 
 @cache
