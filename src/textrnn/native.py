@@ -70,7 +70,7 @@ def load(source: Path, abi_symbol: str, abi: int, enabled_env: str, signatures: 
                 os.replace(built, library)
             remove_stale_builds(library)
         else:
-            os.utime(library)  # loaded now: what remove_stale_builds goes by
+            mark_used(library)
         lib = ctypes.CDLL(str(library))
     except (OSError, subprocess.SubprocessError) as error:
         detail = getattr(error, "stderr", b"") or b""
@@ -84,6 +84,14 @@ def load(source: Path, abi_symbol: str, abi: int, enabled_env: str, signatures: 
         function = getattr(lib, name)
         function.argtypes, function.restype = argtypes, restype
     return lib
+
+
+def mark_used(library: Path) -> None:
+    """Set the build's time to now: what `remove_stale_builds` goes by."""
+    try:
+        os.utime(library)
+    except OSError:
+        pass  # a read-only cache shared with us: loading it is all we need
 
 
 def remove_stale_builds(library: Path) -> None:
