@@ -9,7 +9,7 @@ optuna = pytest.importorskip("optuna")
 
 from textrnn import TextClassifier, TextrnnError, load_dataset  # noqa: E402
 from textrnn.cli import main  # noqa: E402
-from textrnn.tuning import SearchSpace, best_trial, tune  # noqa: E402
+from textrnn.tuning import DEFAULT_SPACE, SearchSpace, best_trial, tune  # noqa: E402
 
 SPACE = "hidden_size: [8, 16]\nembedding_dim: 16\nlr: {low: 0.001, high: 0.01, log: true}\npooling: [last, max]\n"
 
@@ -93,10 +93,16 @@ def test_the_best_trial_prints_as_flags_train_accepts():
     from textrnn.cli.tune import _as_flag
 
     settings = {"embeddings": None, "mask": False, "bidirectional": True, "max_len": None, "lr": 0.00106,
-                "pooling": "concat", "embedding_dropout": 0.25}
+                "pooling": "concat", "embedding_dropout": 0.25, "adversarial": "auto"}
     line = " ".join(_as_flag(k, v) for k, v in settings.items())
     assert line == ("--embeddings none --no-mask --bidirectional --max-len 0 --lr 0.00106 --pooling concat "
-                    "--embedding-dropout 0.25")
+                    "--embedding-dropout 0.25 --adversarial auto")
     args = build_parser().parse_args(["train", "--dataset", "sst2", *line.split()])
     params, _ = classifier_params(args)
     assert {k: params[k] for k in settings} == settings
+    # every choice of the default space is one TextClassifier takes and `train` can be given back
+    for name, choices in DEFAULT_SPACE.items():
+        for value in choices if isinstance(choices, list) else [choices["low"], choices["high"]]:
+            TextClassifier(**{name: value})._check_params()
+            args = build_parser().parse_args(["train", "--dataset", "sst2", *_as_flag(name, value).split()])
+            assert classifier_params(args)[0][name] == value, (name, value)

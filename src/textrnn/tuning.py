@@ -40,6 +40,9 @@ DEFAULT_SPACE: dict[str, Any] = {
     "pooling": ["last", "max", "mean", "concat"],
     "ngrams": [0, 2],  # without or with the bag of words and bigrams beside the RNN
     "ngram_dropout": {"low": 0.0, "high": 0.8},
+    # the recipe's adversarial training, at the distance that suits the embedding's start ("auto": 1.0 on GloVe, 0
+    # on a random start, whose small rows a fixed distance would swamp), or none
+    "adversarial": ["auto", 0.0],
     "lr": {"low": 3e-4, "high": 1e-2, "log": True},
     "batch_size": [16, 32, 64],
     "weight_decay": [0.0, 1e-4, 1e-3, 1e-2],

@@ -17,6 +17,16 @@ DEFAULT_VAL_SPLIT = 0.1
 TENSORBOARD_DIR = "tensorboard"
 
 
+def distance_or_auto(text: str) -> float | str:
+    """--adversarial's value: a distance, or "auto" (what the default resolves to for the run's embedding)."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a distance or 'auto', not {text!r}") from None
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a classifier and save it as a model directory")
     add_model_flags(p)
@@ -34,10 +44,11 @@ def add_parser(sub) -> None:
                         "CUDA; adam: torch's dense Adam, exactly the lesson's; lazy-adam: SparseAdam's rule")
     g.add_argument("--clip-norm", type=float, help="clip the gradient to this norm (default 5; presets: none)")
     g.add_argument("--weight-decay", type=float, help="decoupled weight decay, as AdamW (default 0)")
-    g.add_argument("--adversarial", type=float, metavar="EPSILON", help="adversarial training on the embeddings "
-                   "(Miyato et al. 2017): also train on each text moved EPSILON (L2) the way that raises its loss "
-                   "most; about twice the time a step (default: 1 when the embedding starts from pretrained "
-                   "vectors, GloVe by default, else 0; presets 0: off)")
+    g.add_argument("--adversarial", type=distance_or_auto, metavar="EPSILON", help="adversarial training on the "
+                   "embeddings (Miyato et al. 2017): also train on each text moved EPSILON (L2) the way that raises "
+                   "its loss most; about twice the time a step (default auto: 1 when the embedding starts from "
+                   "pretrained vectors, GloVe by default, 0.2 of a row's length from --init-from, else 0; presets "
+                   "0: off)")
     g.add_argument("--label-smoothing", type=float, metavar="P", help="train towards targets that put this share of "
                    "their weight evenly on every class (default 0)")
     g.add_argument("--lr-schedule", choices=["constant", "linear", "plateau", "slanted"],
