@@ -11,8 +11,8 @@ MODEL_FLAGS = ("cell", "embedding_dim", "hidden_size", "layers", "bidirectional"
                "token_dropout", "input_dropout", "ngrams", "ngram_buckets", "ngram_dropout", "pooling", "mask",
                "max_tokens", "tokenizer", "embeddings", "freeze_embeddings", "init_from")
 TRAIN_FLAGS = ("max_len", "truncate", "adapt_limit", "batch_size", "epochs", "lr", "seed", "batching", "device",
-               "optimizer", "precision", "clip_norm", "weight_decay", "adversarial", "label_smoothing", "lr_schedule", "warmup",
-               "early_stopping", "monitor", "discriminative_lr", "gradual_unfreezing")
+               "optimizer", "precision", "clip_norm", "weight_decay", "adversarial", "label_smoothing", "lr_schedule",
+               "warmup", "early_stopping", "monitor", "discriminative_lr", "gradual_unfreezing")
 DATA_FLAGS = ("dataset", "data_dir", "train", "validation", "val_split", "test", "format", "label_column",
               "text_column", "header", "text", "limit")
 
