@@ -245,6 +245,12 @@ class Loop:
             getattr(callback, hook)(self, *args)
 
 
+def training_loss(logits: torch.Tensor, target: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+    """What a step descends: cross-entropy in float32 (bf16 autocast's logits included), towards targets smoothed
+    by `label_smoothing`. Validation reports plain cross-entropy."""
+    return nn.functional.cross_entropy(logits.float(), target, label_smoothing=label_smoothing)
+
+
 # -- one epoch ------------------------------------------------------------------------------------------------------
 def train_epoch(loop: Loop, train: TokenizedCorpus, labels: torch.Tensor, rng: np.random.Generator,
                 device: torch.device, interrupt: DeferredInterrupt) -> float:
@@ -282,8 +288,7 @@ def train_epoch(loop: Loop, train: TokenizedCorpus, labels: torch.Tensor, rng: n
         if config.adversarial:
             objective = loss + moved_loss  # what the step descends; `loss` alone is reported
         else:
-            loss = objective = nn.functional.cross_entropy(logits.float(), target,
-                                                           label_smoothing=config.label_smoothing)
+            loss = objective = training_loss(logits, target, config.label_smoothing)
         if totals is not None:
             objective = objective * (distributed.loss_weight(n, global_rows, world) if n else 0.0)
         optimizer.zero_grad(set_to_none=True)
@@ -329,12 +334,12 @@ class AdversarialObjective(nn.Module):
             embedded.requires_grad_(True)
         bag = self.model.bag_of_ngrams(tokens, lengths)  # not moved: the move is on the recurrence's input
         logits = self.model.forward_embedded(embedded, lengths, bag)
-        loss = nn.functional.cross_entropy(logits.float(), target, label_smoothing=self.label_smoothing)
+        loss = training_loss(logits, target, self.label_smoothing)
         (grad,) = torch.autograd.grad(loss, embedded, retain_graph=True)
         norm = grad.flatten(1).norm(dim=1).clamp(min=1e-12)  # padding has no gradient, so it is never moved
         shift = (self.epsilon * grad / norm[:, None, None]).detach()
         moved = self.model.forward_embedded(embedded + shift, lengths, bag)
-        return logits, loss, nn.functional.cross_entropy(moved.float(), target, label_smoothing=self.label_smoothing)
+        return logits, loss, training_loss(moved, target, self.label_smoothing)
 
 
 def end_epoch(loop: Loop, seconds: float, rng: np.random.Generator,
