@@ -139,3 +139,37 @@ def test_cli_coverage_names_the_words_without_vectors(data_root, capsys):
     assert "13,306 of 14,722 vocabulary words have vectors (90.4%), covering 98.4% of training tokens" in out
     # the Keras standardization deletes hyphens, making words GloVe never saw
     assert "most frequent words without a vector: writerdirector, comingofage, oldfashioned" in out
+
+
+def test_pretrained_words_give_words_no_training_text_has_their_vectors(sst2, glove, tmp_path):
+    texts, labels = sst2.train.texts()[:1000], sst2.train.labels[:1000]
+    kw = dict(embeddings="glove-6b-50d", hidden_size=8, epochs=1, ngram_buckets=4096, progress=False)
+    extended = TextClassifier(**kw, pretrained_words=30_000).fit(texts, labels)
+    plain = TextClassifier(**kw, pretrained_words=0).fit(texts, labels)
+    own = plain.vectorizer_.vocabulary
+    vocabulary = extended.vectorizer_.vocabulary
+    assert vocabulary[: len(own)] == own  # the texts' words keep their ids; GloVe's join after them
+    added = extended.embedding_coverage_["words_added"]
+    assert 20_000 < added <= 30_000 and len(vocabulary) == len(own) + added
+    assert extended.model_.config.vocab_size == len(vocabulary)  # a row for each id, no more
+    assert plain.model_.config.vocab_size == 20_000 and "words_added" not in plain.embedding_coverage_
+    assert extended.embedding_coverage_["word_coverage"] == plain.embedding_coverage_["word_coverage"]
+
+    # dev words that none of these 1,000 training texts has: out of vocabulary without the extension, their own
+    # GloVe vector with it (untouched by training, which never read them)
+    dev_words = {w for text in sst2.validation.texts() for w in extended.vectorizer_.standardize(text)}
+    unseen = sorted(dev_words - set(own) & set(vocabulary))
+    assert len(unseen) > 300
+    index = {w: i for i, w in enumerate(glove.words)}
+    for word in unseen[:50]:
+        assert plain.vectorizer_.encode([word])[0].tolist() == [1]
+        row = extended.model_.embedding.weight[vocabulary.index(word)].detach().numpy()
+        assert np.array_equal(row, glove.vectors[index[word]])
+
+    # the extended vocabulary travels with the model: the same ids and logits after a round trip
+    dev = sst2.validation.texts()[:64]
+    loaded = TextClassifier.from_pretrained(extended.save_pretrained(tmp_path / "m"))
+    assert loaded.vectorizer_.vocabulary == vocabulary
+    assert torch.equal(loaded.predict_logits(dev), extended.predict_logits(dev))
+    with pytest.raises(TextrnnError, match="pretrained_words must be 0 or more"):
+        TextClassifier(**kw, pretrained_words=-1).fit(texts, labels)

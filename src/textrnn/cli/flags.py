@@ -9,7 +9,7 @@ from ..data.sources import DataSource
 
 MODEL_FLAGS = ("cell", "embedding_dim", "hidden_size", "layers", "bidirectional", "dropout", "embedding_dropout",
                "token_dropout", "input_dropout", "ngrams", "ngram_buckets", "ngram_dropout", "pooling", "mask",
-               "max_tokens", "tokenizer", "embeddings", "freeze_embeddings", "init_from")
+               "max_tokens", "tokenizer", "embeddings", "freeze_embeddings", "pretrained_words", "init_from")
 TRAIN_FLAGS = ("max_len", "truncate", "adapt_limit", "batch_size", "epochs", "lr", "seed", "batching", "device",
                "optimizer", "precision", "clip_norm", "weight_decay", "adversarial", "label_smoothing", "lr_schedule",
                "warmup", "early_stopping", "monitor", "discriminative_lr", "gradual_unfreezing")
@@ -56,6 +56,9 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
                    "is given")
     g.add_argument("--freeze-embeddings", action=argparse.BooleanOptionalAction, default=None,
                    help="keep the pretrained vectors fixed instead of fine-tuning them")
+    g.add_argument("--pretrained-words", type=int, metavar="N", help="with pretrained vectors, also give rows to up "
+                   "to N of their words (the most frequent first) the vocabulary lacks, so that a word no training "
+                   "text has reads its vector, not the out-of-vocabulary row (default 100000; 0: none)")
     g.add_argument("--init-from", metavar="LM_DIR", help="start from a language model (`textrnn lm train`): its "
                    "tokenizer, embedding and recurrent layers, and its shape (unidirectional); fine-tuned with "
                    "ULMFiT's recipe unless flags say otherwise")

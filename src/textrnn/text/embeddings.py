@@ -159,6 +159,8 @@ def format_coverage(coverage: dict) -> str:
             f"words have vectors ({coverage['word_coverage']:.1%})")
     if "token_coverage" in coverage:
         text += f", covering {coverage['token_coverage']:.1%} of training tokens"
+    if coverage.get("words_added"):
+        text += f"; {coverage['words_added']:,} more of its words joined the vocabulary"
     return text
 
 

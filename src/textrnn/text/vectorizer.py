@@ -117,6 +117,26 @@ class Vectorizer:
         self._tokenizer = tokenizer
         self._vocab_array = None
 
+    def extend(self, words: Sequence[str], limit: int) -> list[str]:
+        """Give ids after the vocabulary's own to up to `limit` of `words`, in their order, that it lacks and that a
+        text can produce (standardization keeps each as one token, unchanged); the words added. Pretrained
+        vectors' words join this way, so that a word no training text has still gets a row of its own."""
+        have = set(self.tokenizer.get_vocab())
+        tokens, lengths = arrow_tokens(words, self.unicode_rules)
+        first = (np.cumsum(lengths) - lengths)[lengths == 1]
+        single = np.asarray(words, dtype=object)[lengths == 1]
+        produced = np.asarray(tokens.take(first).to_pylist(), dtype=object) if len(first) else single
+        added = []
+        for word, token in zip(single, produced):
+            if len(added) == limit:
+                break
+            if word == token and word not in have:
+                added.append(word)
+                have.add(word)
+        if added:
+            self._build([*self.vocabulary[2:], *added])
+        return added
+
     @property
     def tokenizer(self) -> Tokenizer:
         if self._tokenizer is None:
@@ -218,6 +238,9 @@ class _TrainedVectorizer(Vectorizer):
             raise TextrnnError("cannot build a vocabulary: the texts to adapt on contain no tokens")
         self._tokenizer = tokenizer
         return self
+
+    def extend(self, words: Sequence[str], limit: int) -> list[str]:
+        raise TextrnnError(f"only the word tokenizer's vocabulary takes pretrained vectors' words, not {self.kind!r}'s")
 
     def encode_flat(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         encoded = self.encode_reference(texts)
