@@ -87,11 +87,24 @@ def test_cli_embeddings_train_then_train_with_them(data_root, tmp_path, capsys):
     assert main(["-q", "train", "--dataset", "sst2", "--data-dir", str(data_root / "sst2"), "--limit", "1500",
                  "--embeddings", str(vectors), "--hidden-size", "8", "--epochs", "1", "--no-checkpoints",
                  "--out", str(tmp_path / "m")]) == 0
-    assert "vocabulary words have vectors (100.0%)" in capsys.readouterr().out  # trained on these very texts
+    # trained on all of sst2's training texts: every word of the first 1,500 has a vector, and the vectors' words
+    # that those texts lack joined the vocabulary (--pretrained-words, on by default)
+    out = capsys.readouterr().out
+    assert "vocabulary words have vectors (100.0%)" in out and "more of its words joined the vocabulary" in out
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["model"]["embedding_dim"] == 16
     run = json.loads((tmp_path / "m" / "trainer_state.json").read_text())["run"]
     assert run["embedding_coverage"]["word_coverage"] == 1.0
+    joined = run["embedding_coverage"]["words_added"]
+    assert main(["-q", "train", "--dataset", "sst2", "--data-dir", str(data_root / "sst2"), "--limit", "1500",
+                 "--embeddings", str(vectors), "--pretrained-words", "0", "--hidden-size", "8", "--epochs", "1",
+                 "--no-checkpoints", "--out", str(tmp_path / "own")]) == 0
+    assert "joined the vocabulary" not in capsys.readouterr().out
+
+    def words(name):
+        return len(json.loads((tmp_path / name / "tokenizer.json").read_text())["model"]["vocab"])
+
+    assert joined > 1000 and words("m") == words("own") + joined
 
 
 def test_vector_problems_are_clear_errors(sst2, tmp_path):
