@@ -106,8 +106,8 @@ class BaseTextClassifier:
     batch_size, epochs, lr, seed: training (Adam, cross-entropy). The defaults (with `max_len` 400, a linear
         schedule with 10 % warm-up, early stopping after 2 epochs without progress, GloVe and 100,000 of its
         words in the vocabulary, concat pooling, embedding dropout 0.25, adversarial training at 1.0 on GloVe and
-        a bag of words and bigrams beside the RNN) are textrnn's recipe, chosen on validation data against fastText (bench/README.md, "the
-        leaderboard"); the lesson's presets keep the lesson's own settings.
+        a bag of words and bigrams beside the RNN) are textrnn's recipe, chosen on validation data against
+        fastText (bench/README.md, "the leaderboard"); the lesson's presets keep the lesson's own settings.
     batching: "bucket" (length-sorted batches, fast), "shuffle" (random order, padded) or "sequential" (file
         order, padded: the lesson's way).
     device: "auto" (CUDA when present), "cpu" or "cuda".

@@ -125,7 +125,7 @@ class Vectorizer:
         tokens, lengths = arrow_tokens(words, self.unicode_rules)
         first = (np.cumsum(lengths) - lengths)[lengths == 1]
         single = np.asarray(words, dtype=object)[lengths == 1]
-        produced = np.asarray(tokens.take(first).to_pylist(), dtype=object) if len(first) else single
+        produced = tokens.take(first).to_pylist()  # each one-token word's token
         added = []
         for word, token in zip(single, produced):
             if len(added) == limit:
