@@ -556,14 +556,11 @@ class BaseTextClassifier:
     def _load_vectors(self, model: RNNClassifier, vectorizer, vectors, train: TokenizedCorpus, added: int) -> dict:
         """Copy pretrained vectors into the embedding, aligned to the vocabulary; the coverage report (of the
         training texts' words; `added`: how many of the vectors' own words joined after them)."""
-        from .text.embeddings import align, coverage_report, format_coverage, match
+        from .text.embeddings import align, format_coverage
 
         counts = np.bincount(train.ids, minlength=model.config.vocab_size)
         vocabulary = vectorizer.vocabulary[: model.config.vocab_size]
-        matrix, coverage = align(vocabulary, vectors, counts, self.seed)
-        if added:  # the word counts of the texts' own words (the added ones all have vectors), tokens as they are
-            own = coverage_report(match(vocabulary[: len(vocabulary) - added], vectors), vectors)
-            coverage = {**coverage, **own, "words_added": added}
+        matrix, coverage = align(vocabulary, vectors, counts, self.seed, own=len(vocabulary) - added)
         with torch.no_grad():
             model.embedding.weight[: len(matrix)] = torch.from_numpy(matrix)
         if self.progress:

@@ -122,12 +122,17 @@ def match(vocabulary: Sequence[str], vectors: WordVectors) -> np.ndarray:
     return position
 
 
-def coverage_report(position: np.ndarray, vectors: WordVectors, token_counts: np.ndarray | None = None) -> dict:
-    """How many vocabulary words have a vector, and (given how often each id occurs) what share of tokens."""
+def coverage_report(position: np.ndarray, vectors: WordVectors, token_counts: np.ndarray | None = None,
+                    own: int | None = None) -> dict:
+    """How many vocabulary words have a vector, and (given how often each id occurs) what share of tokens.
+    own: the words are the vocabulary's first `own` entries; the rest joined from the vectors (`words_added`)."""
     found = position >= 0
-    words_total = len(position) - 2
+    own = len(position) if own is None else own
+    words_total, words_found = own - 2, int(found[:own].sum())
     coverage = {"source": vectors.source, "dim": vectors.dim, "vocabulary_words": int(words_total),
-                "words_found": int(found.sum()), "word_coverage": float(found.sum() / max(words_total, 1))}
+                "words_found": words_found, "word_coverage": float(words_found / max(words_total, 1))}
+    if own < len(position):
+        coverage["words_added"] = len(position) - own
     if token_counts is not None:
         counts = np.asarray(token_counts, dtype=np.float64)[: len(position)]
         coverage["token_coverage"] = float(counts[found].sum() / max(counts.sum(), 1))
@@ -135,12 +140,13 @@ def coverage_report(position: np.ndarray, vectors: WordVectors, token_counts: np
 
 
 def align(vocabulary: Sequence[str], vectors: WordVectors, token_counts: np.ndarray | None = None,
-          seed: int = 0) -> tuple[np.ndarray, dict]:
+          seed: int = 0, own: int | None = None) -> tuple[np.ndarray, dict]:
     """An embedding matrix for `vocabulary` (id order) and a coverage report.
 
     Words found get their vector; the others (out-of-vocabulary id 1 included) are drawn from a normal
     distribution with the found vectors' mean and spread, so they start on the same scale; padding (id 0) is
-    zero. `token_counts[i]`, how often id i occurs in the training texts, adds the share of tokens covered.
+    zero. `token_counts[i]`, how often id i occurs in the training texts, adds the share of tokens covered; `own`:
+    see `coverage_report`.
     """
     position = match(vocabulary, vectors)
     rows = np.flatnonzero(position >= 0)
@@ -151,7 +157,7 @@ def align(vocabulary: Sequence[str], vectors: WordVectors, token_counts: np.ndar
     matrix = rng.normal(hits.mean(0), hits.std(0), size=(len(vocabulary), vectors.dim)).astype(np.float32)
     matrix[rows] = hits
     matrix[0] = 0.0
-    return matrix, coverage_report(position, vectors, token_counts)
+    return matrix, coverage_report(position, vectors, token_counts, own)
 
 
 def format_coverage(coverage: dict) -> str:
