@@ -77,6 +77,17 @@ def test_every_verb_checks_its_model_directory_or_data_before_importing_torch(tm
                             capture_output=True, text=True, timeout=120)
     assert result.stdout.splitlines() == ["2 False"] * len(verbs), result.stdout + result.stderr
     assert result.stderr.count(f"{missing}") == len(verbs), result.stderr
+    # and the training verbs refuse an --out that holds something else before they train, not after
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "notes.txt").write_text("not a model")
+    train = str(data_root / "sst2" / "train.csv.gz")
+    verbs = [["train", "--train", train, "--out", "{}"], ["train", "--train", train, "--pretrain", "--out", "{}"],
+             ["lm", "train", "--corpus", train, "--out", "{}"]]
+    result = subprocess.run([sys.executable, "-c", program, json.dumps(verbs), str(other)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.stdout.splitlines() == ["2 False"] * len(verbs), result.stdout + result.stderr
+    assert result.stderr.count(f"{other} exists and is not a textrnn model directory") == len(verbs), result.stderr
 
 
 def test_training_from_the_command_line_reaches_its_first_step_without_scikit_learn(tmp_path, data_root):

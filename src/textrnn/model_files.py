@@ -24,6 +24,8 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
 TRAINER_STATE_FILE = "trainer_state.json"
+CHECKPOINTS_DIR = "checkpoints"  # a run's checkpoints, inside its directory
+PRETRAINED_LM_DIR = "lm"  # the language model `textrnn train --pretrain` trained, inside its classifier's directory
 
 
 def read_json(path: Path) -> dict:
@@ -65,6 +67,23 @@ def check_model_directory(directory: str | os.PathLike) -> tuple[dict, dict | No
         if not (Path(directory) / name).is_file():
             raise TextrnnError(f"{directory} is not a textrnn model: {name} is missing")
     return configs
+
+
+def is_model_directory(path: Path) -> bool:
+    """Whether `path` is (or is becoming) a directory textrnn wrote: a model, a run's checkpoints, or the language
+    model a --pretrain run trained before its classifier."""
+    return ((path / CONFIG_FILE).is_file() or (path / CHECKPOINTS_DIR).is_dir()
+            or (path / PRETRAINED_LM_DIR / CONFIG_FILE).is_file())
+
+
+def check_model_target(target: str | os.PathLike) -> None:
+    """Refuse to write a model directory over anything but an earlier one (or an empty directory): the check a
+    save makes, and that the training verbs make first, before a run that would end in it."""
+    target = Path(target)
+    if target.exists() and not target.is_dir():
+        raise TextrnnError(f"{target} is a file, not a directory: choose another --out")
+    if target.is_dir() and not is_model_directory(target) and any(target.iterdir()):
+        raise TextrnnError(f"{target} exists and is not a textrnn model directory; not overwriting it")
 
 
 def _upgrade_format_1(old: dict, directory: Path) -> tuple[dict, dict]:

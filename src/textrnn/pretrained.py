@@ -24,11 +24,11 @@ import torch
 from .errors import TextrnnError
 from .data.batching import TRUNCATION
 from .model_files import (CONFIG_FILE, FORMAT_VERSION, TOKENIZER_FILE, TRAINER_STATE_FILE, WEIGHTS_FILE,
-                          check_model_directory)
+                          check_model_directory, check_model_target)
 from .models import ModelConfig, RNNClassifier
 from .models.language_model import LMConfig, RNNLanguageModel
 from .text import TOKENIZERS, Vectorizer, load_vectorizer
-from .training import CHECKPOINTS_DIR, resolve_device
+from .training import resolve_device
 from .version import __version__
 
 ARCHITECTURES = {RNNClassifier.architecture: RNNClassifier}
@@ -95,10 +95,6 @@ def make_shareable(directory: Path) -> None:
     directory.chmod(0o777 & ~umask)
 
 
-def is_model_directory(path: Path) -> bool:
-    return (path / CONFIG_FILE).is_file() or (path / CHECKPOINTS_DIR).is_dir()
-
-
 def save_model_directory(target: str | os.PathLike, model, vectorizer: Vectorizer, labels: list[str] | None,
                          tokenizer: dict, trainer_state: dict | None = None,
                          extra_files: dict[str, Callable[[Path], object]] | None = None) -> Path:
@@ -108,8 +104,7 @@ def save_model_directory(target: str | os.PathLike, model, vectorizer: Vectorize
 
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists() and not is_model_directory(target) and any(target.iterdir()):
-        raise TextrnnError(f"{target} exists and is not a textrnn model directory; not overwriting it")
+    check_model_target(target)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
     make_shareable(tmp)
     try:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import TextrnnError
+from ..model_files import check_model_directory, check_model_target
 from .flags import add_data_flags, data_source
 from .launch import add_nproc_flag, main_process, relaunch, resumed_processes
 
@@ -133,6 +134,7 @@ def run_train(args: argparse.Namespace) -> int:
         lm = BaseLanguageModel(**params).fit(texts, validation, metadata=record["metadata"], resume=checkpoint)
         return _saved(lm, directory)
     out = Path(args.out or DEFAULT_OUT)
+    check_model_target(out)  # now, not after the run that would end in it
     if (status := relaunch(args, args.nproc, out, "lm train")) is not None:  # the processes read the texts
         return status
     name, _, _, origin = corpus_texts(args, "train")
@@ -173,8 +175,6 @@ def _saved(lm, out: Path) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from ..model_files import check_model_directory
-
     check_model_directory(args.model)  # before torch is imported
     from ..language_model import BaseLanguageModel
 

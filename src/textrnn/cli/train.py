@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import TextrnnError
+from ..model_files import PRETRAINED_LM_DIR, check_model_directory, check_model_target, read_configs
 from .launch import add_nproc_flag, main_process, relaunch, resumed_processes
 from .flags import DATA_FLAGS, MODEL_FLAGS, TRAIN_FLAGS, add_data_flags, add_model_flags, classifier_params, data_source
 
@@ -99,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         return resume(args)
     out = Path(args.out or DEFAULT_OUT)
+    check_model_target(out)  # now, not after the run that would end in it
     if args.pretrain and (args.nproc or 1) > 1:
         raise TextrnnError("--pretrain with --nproc: pretrain first (`textrnn lm train`), then train with "
                            "--init-from and --nproc")
@@ -106,8 +108,6 @@ def run(args: argparse.Namespace) -> int:
         return status
     params, preset = recipe_params(args)
     if params.get("init_from"):
-        from ..model_files import check_model_directory
-
         check_model_directory(params["init_from"])  # before the data is read, and before torch is imported
     if args.val_split is None and not preset:  # early stopping chooses the epoch: never on the test split
         args.val_split = DEFAULT_VAL_SPLIT
@@ -156,8 +156,6 @@ def fine_tuning(params: dict) -> None:
     """ULMFiT's recipe (classifier.FINE_TUNING) for whatever the flags left unset, the language model's tokenizer,
     and at least the epochs it takes to unfreeze every layer."""
     from ..classifier import FINE_TUNING
-    from ..model_files import read_configs
-
     config, _ = read_configs(params["init_from"])
     epochs_given = "epochs" in params
     for name, value in FINE_TUNING.items():
@@ -184,7 +182,7 @@ def pretrain(args: argparse.Namespace, params: dict, texts: list[str], out: Path
                            tokenizer=tokenizer, max_tokens=max_tokens, tie_weights=False,
                            epochs=args.pretrain_epochs, seed=params.get("seed", 0), progress=not args.quiet)
     lm.fit(lm_texts, lm_validation, metadata={"pretraining_for": str(out)})
-    return lm.save_pretrained(out / "lm")
+    return lm.save_pretrained(out / PRETRAINED_LM_DIR)
 
 
 def resume(args: argparse.Namespace) -> int:

@@ -31,12 +31,12 @@ from typing import Callable
 import torch
 
 from ..errors import TextrnnError
+from ..model_files import CHECKPOINTS_DIR  # noqa: F401 (re-exported: training's public name)
 
 log = logging.getLogger("textrnn")
 
 TENSORS_FILE = "tensors.safetensors"
 STATE_FILE = "state.json"
-CHECKPOINTS_DIR = "checkpoints"  # inside a run's directory
 # 2: the position records stopped_early instead of finished; 3: the network's weights under encoder./head.,
 # early stopping's state under callbacks
 FORMAT_VERSION = 3
