@@ -164,7 +164,7 @@ def test_compare_prints_runs_side_by_side(trained_model, data_root, tmp_path, ca
     other = tmp_path / "other"
     code, _, _ = run_cli(capsys, "train", "--data-dir", str(data_root / "ag_news_mini"), "--limit", "600",
                          "--cell", "gru", "--hidden-size", "8", "--embedding-dim", "16", "--epochs", "1",
-                         "--batch-size", "16", "--tensorboard", "--out", str(other))
+                         "--batch-size", "16", "--tensorboard", "--no-checkpoints", "--out", str(other))
     assert code == 0
     with_metrics = tmp_path / "bilstm"
     shutil.copytree(trained_model, with_metrics)

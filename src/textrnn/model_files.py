@@ -24,8 +24,10 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
 TRAINER_STATE_FILE = "trainer_state.json"
-CHECKPOINTS_DIR = "checkpoints"  # a run's checkpoints, inside its directory
-PRETRAINED_LM_DIR = "lm"  # the language model `textrnn train --pretrain` trained, inside its classifier's directory
+# what a run writes into its directory before (and beside) the model
+CHECKPOINTS_DIR = "checkpoints"
+TENSORBOARD_DIR = "tensorboard"  # --tensorboard's event files
+PRETRAINED_LM_DIR = "lm"  # the language model `textrnn train --pretrain` trained for its classifier
 
 
 def read_json(path: Path) -> dict:
@@ -70,9 +72,9 @@ def check_model_directory(directory: str | os.PathLike) -> tuple[dict, dict | No
 
 
 def is_model_directory(path: Path) -> bool:
-    """Whether `path` is (or is becoming) a directory textrnn wrote: a model, a run's checkpoints, or the language
-    model a --pretrain run trained before its classifier."""
-    return ((path / CONFIG_FILE).is_file() or (path / CHECKPOINTS_DIR).is_dir()
+    """Whether `path` is (or is becoming) a directory textrnn wrote: a model, or what a run writes there before
+    its model (checkpoints, TensorBoard's logs, the language model a --pretrain run trained)."""
+    return ((path / CONFIG_FILE).is_file() or (path / CHECKPOINTS_DIR).is_dir() or (path / TENSORBOARD_DIR).is_dir()
             or (path / PRETRAINED_LM_DIR / CONFIG_FILE).is_file())
 
 

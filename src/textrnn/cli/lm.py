@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import TextrnnError
-from ..model_files import check_model_directory, check_model_target
+from ..model_files import TENSORBOARD_DIR, check_model_directory, check_model_target
 from .flags import add_data_flags, data_source
 from .launch import add_nproc_flag, main_process, relaunch, resumed_processes
 
@@ -129,7 +129,7 @@ def run_train(args: argparse.Namespace) -> int:
         params = dict(record["params"], checkpoint_dir=directory / CHECKPOINTS_DIR,
                       progress=not args.quiet and main_process())
         if params.get("tensorboard_dir") is not None:
-            params["tensorboard_dir"] = directory / "tensorboard"
+            params["tensorboard_dir"] = directory / TENSORBOARD_DIR
         texts, validation = texts_of(data, record["metadata"]["val_split"], params["seed"])
         lm = BaseLanguageModel(**params).fit(texts, validation, metadata=record["metadata"], resume=checkpoint)
         return _saved(lm, directory)
@@ -156,7 +156,7 @@ def run_train(args: argparse.Namespace) -> int:
                            progress=not args.quiet and main_process(),
                            checkpoint_dir=None if args.no_checkpoints else out / CHECKPOINTS_DIR,
                            checkpoint_every=args.checkpoint_every,
-                           tensorboard_dir=out / "tensorboard" if args.tensorboard else None)
+                           tensorboard_dir=out / TENSORBOARD_DIR if args.tensorboard else None)
     if main_process():
         print(f"training a {args.tokenizer}-level {args.cell.upper()} language model on {len(texts):,} texts of "
               f"{name}, validating on {len(validation):,}", file=sys.stderr)

@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 
 from ..errors import TextrnnError
-from ..model_files import PRETRAINED_LM_DIR, check_model_directory, check_model_target, read_configs
+from ..model_files import (PRETRAINED_LM_DIR, TENSORBOARD_DIR, check_model_directory, check_model_target,
+                           read_configs)
 from .launch import add_nproc_flag, main_process, relaunch, resumed_processes
 from .flags import DATA_FLAGS, MODEL_FLAGS, TRAIN_FLAGS, add_data_flags, add_model_flags, classifier_params, data_source
 
 DEFAULT_OUT = "textrnn-model"
 DEFAULT_CHECKPOINT_EVERY = 1000
 DEFAULT_VAL_SPLIT = 0.1
-TENSORBOARD_DIR = "tensorboard"
 
 
 def distance_or_auto(text: str) -> float | str:
