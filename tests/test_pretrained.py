@@ -218,3 +218,23 @@ def test_fuzzed_model_directories_load_correctly_or_fail_cleanly(small, tmp_path
         assert clf.predict_proba(["Stocks fell as oil hit a record"]).shape == (1, len(clf.classes_))
 
     check()
+
+
+def test_a_model_is_written_only_over_an_earlier_run_or_an_empty_directory(tmp_path):
+    from textrnn.model_files import check_model_target
+
+    check_model_target(tmp_path / "new")  # not there yet
+    check_model_target(tmp_path)  # empty
+    for inside in ("checkpoints", "tensorboard", "lm"):  # what a run writes before its model
+        run = tmp_path / f"run-{inside}" / inside
+        run.mkdir(parents=True)
+        if inside == "lm":  # --pretrain's language model, saved
+            (run / "config.json").write_text("{}")
+        check_model_target(run.parent)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "lm").mkdir()  # a folder of that name, holding no model, is not one
+    with pytest.raises(TextrnnError, match="exists and is not a textrnn model directory"):
+        check_model_target(tmp_path / "notes")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(TextrnnError, match="is a file"):
+        check_model_target(tmp_path / "file")

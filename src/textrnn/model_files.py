@@ -83,7 +83,7 @@ def check_model_target(target: str | os.PathLike) -> None:
     save makes, and that the training verbs make first, before a run that would end in it."""
     target = Path(target)
     if target.exists() and not target.is_dir():
-        raise TextrnnError(f"{target} is a file, not a directory: choose another --out")
+        raise TextrnnError(f"{target} is a file: a model directory cannot be written there")
     if target.is_dir() and not is_model_directory(target) and any(target.iterdir()):
         raise TextrnnError(f"{target} exists and is not a textrnn model directory; not overwriting it")
 
