@@ -54,6 +54,23 @@ def test_train_evaluate_predict_end_to_end(trained_model, data_root, capsys):
     assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in rows)
 
 
+def test_the_verbs_that_load_a_model_take_device(trained_model, capsys):
+    import torch
+
+    text = "Stocks fell sharply as oil prices hit a record high on Wall Street"
+    on_cpu = [run_cli(capsys, verb, str(trained_model), text, "--json", "--device", "cpu")
+              for verb in ("predict", "explain")]
+    assert [code for code, _, _ in on_cpu] == [0, 0]
+    assert json.loads(on_cpu[0][1])["label"] == json.loads(on_cpu[1][1])["label"] == "Business"
+    code, _, err = run_cli(capsys, "predict", str(trained_model), text, "--device", "tpu")
+    assert code == 2 and "unknown device 'tpu'" in err
+    code, _, err = run_cli(capsys, "predict", str(trained_model), text, "--runtime", "onnx", "--device", "cpu")
+    assert code == 2 and "--device is for --runtime torch" in err
+    if not torch.cuda.is_available():  # the GPU's own runs are tests/test_cuda.py's
+        code, _, err = run_cli(capsys, "evaluate", str(trained_model), "--device", "cuda")
+        assert code == 2 and "PyTorch sees no CUDA device here" in err
+
+
 def test_predict_reads_a_file_and_stdin(trained_model, tmp_path, capsys, monkeypatch):
     texts = tmp_path / "texts.txt"
     texts.write_text("NASA launches a new Mars probe\n\nShares of Google rise after earnings\n")

@@ -117,9 +117,10 @@ def test_lm_commands_train_evaluate_generate(tmp_path, reviews, capsys):
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     held = tmp_path / "held.txt"
     held.write_text("\n".join(reviews[900:910]) + "\n")
-    assert main(["lm", "evaluate", str(out), "--corpus", str(held)]) == 0
+    assert main(["lm", "evaluate", str(out), "--corpus", str(held), "--device", "cpu"]) == 0
     assert re.search(r"perplexity \d+\.\d\d .* on 10 texts", capsys.readouterr().out)
-    assert main(["generate", str(out), "--prompt", "the ", "--max-tokens", "30", "--seed", "4", "--count", "2"]) == 0
+    assert main(["generate", str(out), "--prompt", "the ", "--max-tokens", "30", "--seed", "4", "--count", "2",
+                 "--device", "cpu"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and all(line.startswith("the ") for line in lines) and lines[0] != lines[1]
 

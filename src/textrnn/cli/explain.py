@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..errors import TextrnnError
+from .flags import add_device_flag
 from .predict import read_texts
 
 
@@ -28,6 +29,7 @@ def add_parser(sub) -> None:
     p.add_argument("--html", metavar="FILE", help="also write the explanations as an HTML page")
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto",
                    help="colour the words (auto: on a terminal, unless NO_COLOR is set)")
+    add_device_flag(p)
     p.set_defaults(func=run)
 
 
@@ -38,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from ..classifier import BaseTextClassifier
     from ..evaluation.highlight import ansi, headline, html_page, plain, top_tokens
 
-    clf = BaseTextClassifier.from_pretrained(args.model)
+    clf = BaseTextClassifier.from_pretrained(args.model, device=args.device)
     texts = read_texts(args)
     if not texts:
         raise TextrnnError("no texts to explain")

@@ -125,26 +125,35 @@ def classifier_params(args: argparse.Namespace) -> tuple[dict, object]:
     return params, preset
 
 
+def add_device_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="where PyTorch runs the model: auto (the GPU where it sees one; "
+                   "the default), cpu or cuda")
+
+
 def add_runtime_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
                    help="torch (default), or onnx: onnxruntime on the model's ONNX export (`textrnn export MODEL`; "
                         "MODEL may then be the export directory itself)")
     p.add_argument("--int8", action="store_true", help="with --runtime onnx: the int8-quantized export")
+    add_device_flag(p)
 
 
 def load_classifier(args: argparse.Namespace):
     """The model in args.model, on the runtime --runtime names."""
+    from ..errors import TextrnnError
+
     if args.runtime == "onnx":
+        if args.device != "auto":
+            raise TextrnnError("--device is for --runtime torch: onnxruntime runs on the GPU where its CUDA "
+                               "provider is installed, else on the CPU")
         from ..deploy.runtime import OnnxClassifier
 
         return OnnxClassifier(args.model, quantized=args.int8)
     if args.int8:
-        from ..errors import TextrnnError
-
         raise TextrnnError("--int8 goes with --runtime onnx")
     from ..model_files import check_model_directory
 
     check_model_directory(args.model)  # a wrong path is reported at once, not after importing torch
     from ..classifier import BaseTextClassifier
 
-    return BaseTextClassifier.from_pretrained(args.model)
+    return BaseTextClassifier.from_pretrained(args.model, device=args.device)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .flags import add_device_flag
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("generate", help="sample text from a language model (`textrnn lm train`)")
@@ -19,6 +21,7 @@ def add_parser(sub) -> None:
                    "up to P (nucleus sampling)")
     p.add_argument("--seed", type=int, default=0, help="the same seed gives the same text (default %(default)s)")
     p.add_argument("--count", type=int, default=1, help="how many texts (seeds SEED, SEED+1, ...)")
+    add_device_flag(p)
     p.set_defaults(func=run)
 
 
@@ -31,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.count < 1:
         raise TextrnnError(f"--count must be at least 1, got {args.count}")
-    generator = TextGenerator.from_pretrained(args.model)
+    generator = TextGenerator.from_pretrained(args.model, device=args.device)
     generator.prompt_ids(args.prompt)  # a prompt it cannot read fails before anything is printed
     for i in range(args.count):
         sys.stdout.write(args.prompt)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import TextrnnError
 from ..model_files import TENSORBOARD_DIR, check_model_directory, check_model_target
-from .flags import add_data_flags, data_source
+from .flags import add_data_flags, add_device_flag, data_source
 from .launch import add_nproc_flag, main_process, relaunch, resumed_processes
 
 DEFAULT_OUT = "textrnn-lm"
@@ -69,6 +69,7 @@ def add_parser(sub) -> None:
     e.add_argument("model", help="language model directory")
     e.add_argument("--corpus", action="append", metavar="FILE", help="plain text, one text per line")
     add_data_flags(e, training=False)
+    add_device_flag(e)
     e.set_defaults(func=run_evaluate)
 
 
@@ -178,7 +179,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     check_model_directory(args.model)  # before torch is imported
     from ..language_model import BaseLanguageModel
 
-    lm = BaseLanguageModel.from_pretrained(args.model)
+    lm = BaseLanguageModel.from_pretrained(args.model, device=args.device)
     name, texts, _, _ = corpus_texts(args, "test")
     texts = texts[: args.limit] if args.limit else texts
     perplexity = lm.perplexity(texts)
