@@ -51,7 +51,7 @@ def add_parser(sub) -> None:
                    help="stop after PATIENCE epochs without a lower validation loss, keeping the best (2)")
     g.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--device", default="auto")
+    add_device_flag(g)
     g = t.add_argument_group("run directory: the model and its checkpoints")
     g.add_argument("--out", metavar="DIR", help=f"model directory to write (default: {DEFAULT_OUT})")
     g.add_argument("--resume", metavar="DIR", help="continue the run in DIR where it stopped (crash, Ctrl-C), from "
