@@ -21,6 +21,7 @@ httpx = pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from textrnn import TextClassifier  # noqa: E402
+from textrnn.errors import TextrnnError  # noqa: E402
 from textrnn.serve import ServerSettings, create_app, load_served_model  # noqa: E402
 from textrnn.serve.batching import MicroBatcher, QueueFull  # noqa: E402
 
@@ -373,3 +374,12 @@ def test_onnx_runtime_serves_the_export_and_refuses_to_explain(served_model_dir,
         assert np.abs(got - clf.predict_proba(texts[:20])).max() < 1e-5
         refused = c.post("/v1/predict?explain=true", json={"text": texts[0]})
         assert refused.status_code == 400 and "--runtime torch" in refused.json()["detail"]
+
+
+def test_a_served_model_loads_on_the_device_asked_for(served_model_dir):
+    model = load_served_model(served_model_dir, "agnews", device="cpu")
+    assert next(model.classifier.model_.parameters()).device.type == "cpu"
+    with pytest.raises(TextrnnError, match="unknown device 'tpu'"):
+        load_served_model(served_model_dir, "agnews", device="tpu")
+    with pytest.raises(TextrnnError, match="is for the torch runtime"):
+        load_served_model(served_model_dir, "agnews", runtime="onnx", device="cpu")

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from ..errors import TextrnnError
+from .flags import add_device_flag
 
 log = logging.getLogger("textrnn")
 EXAMPLES_SHOWN = 6
@@ -28,6 +29,7 @@ def add_parser(sub) -> None:
     p.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
                    help="torch (default; can explain), or onnx: onnxruntime on each model's export")
     p.add_argument("--int8", action="store_true", help="with --runtime onnx: the int8-quantized exports")
+    add_device_flag(p)
     g = p.add_argument_group("micro-batching and limits")
     g.add_argument("--batch-window-ms", type=float, default=2.0, help="how long a batch waits for more requests "
                    "(default: %(default)s)")
@@ -124,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         shared_examples = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     names = args.name or [None] * len(args.models)
     models = [load_served_model(path, name, args.runtime, args.int8,
-                                shared_examples if shared_examples is not None else example_texts(path))
+                                shared_examples if shared_examples is not None else example_texts(path), args.device)
               for path, name in zip(args.models, names)]
     window, batch = (0.0, 1) if args.no_micro_batching else (args.batch_window_ms, args.max_batch)
     try:

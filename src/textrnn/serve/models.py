@@ -70,21 +70,25 @@ class ServedModel:
 
 
 def load_served_model(path: str | Path, name: str | None = None, runtime: str = "torch", int8: bool = False,
-                      examples: Sequence[str] = ()) -> ServedModel:
-    """Load the model directory (or ONNX export) at `path`; any problem is a TextrnnError naming it."""
+                      examples: Sequence[str] = (), device: str = "auto") -> ServedModel:
+    """Load the model directory (or ONNX export) at `path`, PyTorch's onto `device`; any problem is a TextrnnError
+    naming it."""
     path = Path(path)
     name = name or path.resolve().name
     if not NAME_PATTERN.match(name):
         raise TextrnnError(f"model name {name!r} cannot be used in a URL: use letters, digits, '.', '_' and '-' "
                            f"(give one with --name)")
     if runtime == "onnx":
+        if device != "auto":
+            raise TextrnnError(f"device {device!r} is for the torch runtime: onnxruntime picks its own provider "
+                               "(CUDA where it is installed)")
         from ..deploy.runtime import OnnxClassifier
 
         classifier = OnnxClassifier(path, quantized=int8)
     elif runtime == "torch":
         from ..classifier import BaseTextClassifier
 
-        classifier = BaseTextClassifier.from_pretrained(path)
+        classifier = BaseTextClassifier.from_pretrained(path, device=device)
         classifier.model_.eval()
     else:
         raise TextrnnError(f"unknown runtime {runtime!r}: torch or onnx")
