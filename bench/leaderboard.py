@@ -40,6 +40,8 @@ import time
 from itertools import product
 from pathlib import Path
 
+from train_speed import have_tensorflow  # bench/ is the script's own directory, first on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 DATASETS = ("bbc-news", "ag_news_mini", "sst2", "imdb")
@@ -188,12 +190,6 @@ def run_keras(name: str, seeds: int, first_seed: int = 0) -> dict:
     return result
 
 
-def have_keras() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("tensorflow") is not None and importlib.util.find_spec("keras") is not None
-
-
 def parse_value(text: str):
     try:
         return json.loads(text)
@@ -220,7 +216,7 @@ def main() -> None:
                         "(needs the keras extra; about 30 minutes for the three small datasets, hours more with imdb)")
     parser.add_argument("--json", help="also write every figure here")
     args = parser.parse_args()
-    if args.keras and not have_keras():
+    if args.keras and not have_tensorflow():
         parser.error("--keras needs TensorFlow and Keras: pip install -e '.[keras]'")
     recipe = dict(item.split("=", 1) for item in args.set)
     recipe = {k: parse_value(v) for k, v in recipe.items()}

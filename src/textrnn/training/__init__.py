@@ -1,8 +1,9 @@
 """Training: the loop, its callbacks, checkpoints and the optimizer."""
 
 from .callbacks import Callback, Checkpointing, EarlyStopping, GradualUnfreezing, ProgressBar, TensorBoard
-from .checkpoints import (CHECKPOINTS_DIR, Checkpoint, Checkpointer, checkpoint_to_resume, hyperparameter_names,
-                          read_checkpoint, recordable_params)
+from ..model_files import CHECKPOINTS_DIR
+from .checkpoints import (Checkpoint, Checkpointer, checkpoint_to_resume, hyperparameter_names, read_checkpoint,
+                          recordable_params)
 from .config import EpochResult, TrainConfig, kept_epoch, resolve_device
 from .loop import evaluate_loss_accuracy, fit, predict_logits
 from .optim import FastAdam

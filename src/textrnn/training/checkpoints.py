@@ -31,7 +31,6 @@ from typing import Callable
 import torch
 
 from ..errors import TextrnnError
-from ..model_files import CHECKPOINTS_DIR  # noqa: F401 (re-exported: training's public name)
 
 log = logging.getLogger("textrnn")
 
