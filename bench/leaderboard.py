@@ -6,7 +6,10 @@
 
 Data (../shared/data): bbc-news (the package's corpus), ag_news_mini, sst2 and imdb. Choices are made on a
 validation split only: sst2's dev set, else a stratified 10 % of the training rows (seed 0); the test split is
-scored once per run and never chooses anything.
+scored once per run and never chooses anything. With --validation-rows tail, IMDB's validation split is the last
+10 % of each label's reviews by file id instead: its test reviews are of other movies than its training reviews,
+a random 10 % shares their movies, and the file keeps a movie's reviews of one label together
+(bench/imdb_name_overlap.py measures both).
 
 * fastText (the PyPI bindings, `pip install -e '.[bench]'`), as its users run it at its best: text lowercased
   with punctuation split off (the fastText tutorial's preprocessing), rows shuffled, one thread per core, dim
@@ -49,14 +52,29 @@ GRID = {"epoch": (5, 25, 50), "lr": (0.1, 0.5, 1.0), "wordNgrams": (1, 2)}
 THREADS = len(os.sched_getaffinity(0))  # fastText's default of 12 threads would crowd these cores
 
 
-def load(name: str):
+def tail_split(split, fraction: float):
+    """(train, validation): the last `fraction` of each label's rows, in the split's order, held out."""
+    rows_of: dict = {}
+    for row, label in enumerate(split.labels):
+        rows_of.setdefault(label, []).append(row)
+    held = {row for rows in rows_of.values() for row in rows[len(rows) - round(fraction * len(rows)):]}
+    return (split.subset([row for row in range(len(split)) if row not in held]),
+            split.subset(sorted(held)))
+
+
+def load(name: str, validation_rows: str = "random"):
     """(train, validation, test) as (texts, labels) pairs, and the name of the validation split."""
     from textrnn import load_dataset
-    from textrnn.data.files import stratified_split
+    from textrnn.data.files import read_labelled, stratified_split
 
     ds = load_dataset("ag_news" if name == "ag_news_mini" else name, None if name == "bbc-news" else DATA / name)
     train, validation, where = ds.train, ds.validation, "dev"
-    if validation is None:
+    if validation_rows == "tail" and name == "imdb":
+        # load_dataset shuffles IMDB's training rows; the file's own order is what keeps a movie's reviews together
+        in_file_order = read_labelled(DATA / name / "train.csv.gz", "label", ["text"], fmt="csv")
+        train, validation = tail_split(in_file_order, 0.1)
+        where = "last 10% of each label"
+    elif validation is None:
         train, validation = stratified_split(ds.train, 0.1, seed=0)
         where = "10% of train"
     pair = lambda split: (split.texts(ds.text), [str(y) for y in ds.labels_of(split)])  # noqa: E731
@@ -214,6 +232,9 @@ def main() -> None:
                         "an earlier --json run are not read back)")
     parser.add_argument("--keras", action="store_true", help="also the lesson's Keras BiLSTM at its best "
                         "(needs the keras extra; about 30 minutes for the three small datasets, hours more with imdb)")
+    parser.add_argument("--validation-rows", choices=["random", "tail"], default="random",
+                        help="IMDB's validation split: a stratified random 10%% of the training reviews (default), "
+                        "or the last 10%% of each label's reviews by file id (no movie of a label on both sides)")
     parser.add_argument("--json", help="also write every figure here")
     args = parser.parse_args()
     if args.keras and not have_tensorflow():
@@ -223,7 +244,7 @@ def main() -> None:
     print(f"textrnn recipe: the defaults{' with ' + json.dumps(recipe) if recipe else ''}; {args.seeds} seed(s)")
     results = []
     for name in args.datasets:
-        train, validation, test, full, where = load(name)
+        train, validation, test, full, where = load(name, args.validation_rows)
         row = {"dataset": name, "validation": where, "train": len(train[0]), "test": len(test[0])}
         if not args.no_fasttext:
             row["fasttext"] = run_fasttext(train, validation, test, full, args.seeds)
