@@ -152,13 +152,13 @@ KERAS = {"max_tokens": 20000, "embedding_dim": 128, "units": 64, "batch": 16, "m
          "patience": 2}
 
 
-def keras_seeds(name: str, seeds: list[int], queue) -> None:
+def keras_seeds(name: str, validation_rows: str, seeds: list[int], queue) -> None:
     """In a fresh process: the lesson's BiLSTM fitted once per seed on dataset `name` (module docstring)."""
     import numpy as np
     import tensorflow as tf
     import keras
 
-    train, validation, test, _, _ = load(name)
+    train, validation, test, _, _ = load(name, validation_rows)
     classes = sorted(set(train[1]))
     k = KERAS
 
@@ -196,12 +196,13 @@ def keras_seeds(name: str, seeds: list[int], queue) -> None:
     queue.put(out)
 
 
-def run_keras(name: str, seeds: int, first_seed: int = 0) -> dict:
+def run_keras(name: str, validation_rows: str, seeds: int, first_seed: int = 0) -> dict:
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    process = ctx.Process(target=keras_seeds, args=(name, list(range(first_seed, first_seed + seeds)), queue))
+    seed_list = list(range(first_seed, first_seed + seeds))
+    process = ctx.Process(target=keras_seeds, args=(name, validation_rows, seed_list, queue))
     process.start()
     result = queue.get()
     process.join()
@@ -234,7 +235,8 @@ def main() -> None:
                         "(needs the keras extra; about 30 minutes for the three small datasets, hours more with imdb)")
     parser.add_argument("--validation-rows", choices=["random", "tail"], default="random",
                         help="IMDB's validation split: a stratified random 10%% of the training reviews (default), "
-                        "or the last 10%% of each label's reviews by file id (no movie of a label on both sides)")
+                        "or the last 10%% of each label's reviews by file id (the file keeps a movie's reviews of a "
+                        "label together)")
     parser.add_argument("--json", help="also write every figure here")
     args = parser.parse_args()
     if args.keras and not have_tensorflow():
@@ -250,7 +252,7 @@ def main() -> None:
             row["fasttext"] = run_fasttext(train, validation, test, full, args.seeds)
         row["textrnn"] = run_textrnn(train, validation, test, recipe, args.seeds, args.first_seed)
         if args.keras:
-            row["keras"] = run_keras(name, args.seeds, args.first_seed)
+            row["keras"] = run_keras(name, args.validation_rows, args.seeds, args.first_seed)
         results.append(row)
         ft, tr, ks = row.get("fasttext"), row["textrnn"], row.get("keras")
         line = f"{name:<13} textrnn {mean_sd(tr['accuracies'])} (validation {mean_sd(tr['val_accuracies'])}, " \
