@@ -19,7 +19,7 @@ import statistics
 
 import numpy as np
 
-from leaderboard import LINEAR_GRID, linear_model, load  # bench/ is the script's own directory, first on sys.path
+from leaderboard import LINEAR_GRID, best_linear, load  # bench/ is the script's own directory, first on sys.path
 
 WEIGHTS = np.linspace(0.0, 1.0, 11)
 
@@ -29,19 +29,23 @@ def blend_accuracy(w: float, linear: np.ndarray, network: np.ndarray, truth: np.
     return float((classes[(w * linear[rows] + (1 - w) * network[rows]).argmax(1)] == truth[rows]).mean())
 
 
+def chosen_weight(linear: np.ndarray, network: np.ndarray, truth: np.ndarray, classes: np.ndarray,
+                  rows=slice(None)) -> float:
+    """The w that scores `rows` best (the smaller on ties)."""
+    return max(WEIGHTS, key=lambda w: (blend_accuracy(w, linear, network, truth, classes, rows), -w))
+
+
 def cross_fitted(linear: np.ndarray, network: np.ndarray, truth: np.ndarray, classes: np.ndarray) -> float:
-    """Validation accuracy of the blend with w chosen on the other half of the split (the smaller w on ties)."""
+    """Validation accuracy of the blend, each half of the split scored with the w chosen on the other half."""
     half = np.random.default_rng(0).random(len(truth)) < 0.5
     correct = 0.0
     for choose, score in ((half, ~half), (~half, half)):
-        w = max(WEIGHTS, key=lambda w: (blend_accuracy(w, linear, network, truth, classes, choose), -w))
+        w = chosen_weight(linear, network, truth, classes, choose)
         correct += blend_accuracy(w, linear, network, truth, classes, score) * score.sum()
     return correct / len(truth)
 
 
 def main() -> None:
-    from itertools import product
-
     from textrnn import TextClassifier
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -52,9 +56,7 @@ def main() -> None:
     for name in args.datasets:
         (train_x, train_y), (val_x, val_y), (test_x, test_y), _, _ = load(name)
         val_truth, test_truth = np.array(val_y), np.array(test_y)
-        fitted = {setting: linear_model(*setting).fit(train_x, train_y) for setting in product(*LINEAR_GRID.values())}
-        setting = max(fitted, key=lambda s: fitted[s].score(val_x, val_y))
-        regression = fitted[setting]
+        setting, regression, regression_val = best_linear((train_x, train_y), (val_x, val_y))
         linear_val, linear_test = regression.predict_log_proba(val_x), regression.predict_log_proba(test_x)
         rows, chosen = [], []
         for seed in range(args.seeds):
@@ -67,14 +69,14 @@ def main() -> None:
                    "blend (cross-fitted)": cross_fitted(linear_val, network_val, val_truth, classes),
                    "blend w=0.5": blend_accuracy(0.5, linear_val, network_val, val_truth, classes)}
             if args.test:
-                w = max(WEIGHTS, key=lambda w: (blend_accuracy(w, linear_val, network_val, val_truth, classes), -w))
+                w = chosen_weight(linear_val, network_val, val_truth, classes)
                 row["test: textrnn"] = blend_accuracy(0.0, linear_test, network_test, test_truth, classes)
                 row["test: blend, w chosen on validation"] = blend_accuracy(w, linear_test, network_test,
                                                                             test_truth, classes)
                 chosen.append(round(float(w), 1))
             rows.append(row)
         print(f"{name}: tf-idf LR {dict(zip(LINEAR_GRID, setting))}, validation "
-              f"{regression.score(val_x, val_y):.4f}" + (f", test {regression.score(test_x, test_y):.4f}"
+              f"{regression_val:.4f}" + (f", test {regression.score(test_x, test_y):.4f}"
                                                          if args.test else ""))
         for key in rows[0]:
             values = [row[key] for row in rows if key in row]
