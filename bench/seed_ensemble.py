@@ -19,8 +19,8 @@ import numpy as np
 from leaderboard import load  # bench/ is the script's own directory, first on sys.path
 
 
-def accuracy(probabilities: np.ndarray, truth: np.ndarray) -> float:
-    return float((probabilities.argmax(1) == truth).mean())
+def accuracy(probabilities: np.ndarray, classes: np.ndarray, labels: np.ndarray) -> float:
+    return float((classes[probabilities.argmax(1)] == labels).mean())
 
 
 def main() -> None:
@@ -40,13 +40,13 @@ def main() -> None:
             model = TextClassifier(seed=seed, progress=False).fit(*train, validation_data=validation)
             for split, (texts, _) in splits.items():
                 probabilities[split].append(model.predict_proba(texts))
-        classes = list(model.classes_)
+        classes = np.asarray(model.classes_)
         print(name)
         for split, (_, labels) in splits.items():
-            truth = np.array([classes.index(y) for y in labels])
-            alone = [accuracy(p, truth) for p in probabilities[split]]
+            labels = np.asarray(labels)
+            alone = [accuracy(p, classes, labels) for p in probabilities[split]]
             for k in sorted({min(3, args.seeds), args.seeds}):
-                averaged = accuracy(sum(probabilities[split][:k]), truth)
+                averaged = accuracy(sum(probabilities[split][:k]), classes, labels)
                 print(f"  {split:<10} seeds 0-{k - 1}: alone {statistics.mean(alone[:k]):.4f} ± "
                       f"{statistics.stdev(alone[:k]):.4f}, averaged {averaged:.4f}", flush=True)
 
