@@ -22,7 +22,8 @@ def add_parser(sub) -> None:
                    "(completed or pruned), counting those of earlier runs and other workers (default 20)")
     g.add_argument("--space", metavar="FILE", help="YAML or JSON: parameter -> [choices], {low, high, log}, or "
                    "a fixed value (default: cell, GloVe or not, hidden size, layers, dropout, embedding dropout, "
-                   "pooling, lr, batch size, weight decay, schedule)")
+                   "pooling, the bag of n-grams and its dropout, adversarial training, lr, batch size, weight "
+                   "decay, schedule)")
     g.add_argument("--epochs", type=int, default=5, help="most epochs per trial; a trial stops after "
                    "--patience epochs without a better validation accuracy (default 5)")
     g.add_argument("--patience", type=int, default=2, help="early stopping within a trial (default 2)")
