@@ -3,6 +3,7 @@
     python bench/leaderboard.py                                   # 4 datasets x 3 seeds (IMDB dominates)
     python bench/leaderboard.py --datasets sst2 ag_news_mini --seeds 1
     python bench/leaderboard.py --datasets sst2 --set pooling=concat --set dropout=0.3   # one change at a time
+    python bench/leaderboard.py --linear --fasttext-autotune 300   # and the two strongest cheap peers (1 hour)
 
 Data (../shared/data): bbc-news (the package's corpus), ag_news_mini, sst2 and imdb. Choices are made on a
 validation split only: sst2's dev set, else a stratified 10 % of the training rows (seed 0); the test split is
@@ -16,6 +17,13 @@ a random 10 % shares their movies, and the file keeps a movie's reviews of one l
   100, a grid over epochs 5/25/50, learning rate 0.1/0.5/1.0 and word n-grams 1/2, each fitted on the training
   part and scored on the validation split; the best setting is then trained on the whole training file once
   per seed and scored on the test file. The time is that final training's.
+* With --fasttext-autotune SECONDS, fastText's own hyperparameter search as well, the way its documentation tells
+  users to find the best model (`autotuneValidationFile`, `autotuneDuration`): it searches epochs, learning rate,
+  word n-grams, character n-grams (minn/maxn), buckets and more on the same training part and validation split
+  for SECONDS (fastText's default is 300), and the arguments it found are then trained on the whole training file
+  once per seed and scored on the test file, as the grid's are. dim stays 100, as in the grid (autotune keeps an
+  argument its user sets): left free, it chose a 702-d model with 3.9 million buckets on sst2, 11 GB, and ran
+  out of this machine's 24 GB. The time is that final training's; the search's is printed beside it.
 * textrnn: `TextClassifier(**recipe)` (the default recipe unless --set changes it) fitted on the training part
   with the validation split as its validation data, once per seed, scored on the test file. The time is fit's.
 * With --keras (the `keras` extra), the lesson's BiLSTM as Keras users run it at their best: its layers
@@ -38,6 +46,7 @@ judged by; --json FILE keeps every figure.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -94,12 +103,12 @@ def fasttext_text(text: str) -> str:
     return " ".join(re.sub(r"([.!?,'/()\":;])", r" \1 ", text.lower()).split())
 
 
-def fasttext_file(texts, labels, directory: str) -> str:
+def fasttext_file(texts, labels, directory: str, name: str = "train") -> str:
     """A training file in fastText's format, rows shuffled (as its users `shuf` them: its SGD reads the file in
     order, and some files come sorted by class)."""
     import random
 
-    path = Path(directory) / f"train-{len(texts)}.txt"
+    path = Path(directory) / f"{name}-{len(texts)}.txt"
     rows = list(zip(texts, labels))
     random.Random(0).shuffle(rows)
     with open(path, "w") as f:
@@ -132,6 +141,51 @@ def run_fasttext(train, validation, test, full, seeds: int) -> dict:
             seconds.append(time.perf_counter() - start)
             accuracies.append(fasttext_accuracy(model, *test))
     return {"setting": {"epoch": epoch, "lr": lr, "wordNgrams": ngrams}, "val_accuracy": scores[(epoch, lr, ngrams)],
+            "accuracies": accuracies, "seconds": seconds}
+
+
+# the arguments fastText's autotune chooses (besides the loss), which the final trainings then take
+AUTOTUNED = ("lr", "dim", "ws", "epoch", "minCount", "minn", "maxn", "neg", "wordNgrams", "bucket", "lrUpdateRate", "t")
+
+
+@contextlib.contextmanager
+def native_output_silenced():
+    """Point file descriptors 1 and 2 at /dev/null for the block (what C++ code writes bypasses sys.stdout)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 1)
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
+def run_fasttext_autotune(train, validation, test, full, seeds: int, duration: int) -> dict:
+    import fasttext
+
+    with tempfile.TemporaryDirectory() as tmp:
+        part, whole = fasttext_file(*train, tmp), fasttext_file(*full, tmp)
+        held_out = fasttext_file(*validation, tmp, name="validation")
+        start = time.perf_counter()
+        with native_output_silenced():  # autotune prints its progress from C++ whatever `verbose` says
+            tuned = fasttext.train_supervised(part, autotuneValidationFile=held_out, autotuneDuration=duration,
+                                              dim=100, verbose=0, thread=THREADS)
+        search_seconds = time.perf_counter() - start
+        setting = {name: getattr(tuned, name) for name in AUTOTUNED} | {"loss": tuned.loss.name}
+        val_accuracy = fasttext_accuracy(tuned, *validation)
+        accuracies, seconds = [], []
+        for seed in range(seeds):
+            start = time.perf_counter()
+            model = fasttext.train_supervised(whole, **setting, verbose=0, seed=seed, thread=THREADS)
+            seconds.append(time.perf_counter() - start)
+            accuracies.append(fasttext_accuracy(model, *test))
+    return {"setting": setting, "val_accuracy": val_accuracy, "search_seconds": search_seconds,
             "accuracies": accuracies, "seconds": seconds}
 
 
@@ -264,6 +318,8 @@ def main() -> None:
                         help="change one TextClassifier setting of the recipe (JSON values: 0.3, true, null)")
     parser.add_argument("--no-fasttext", action="store_true", help="textrnn only (fastText's figures from "
                         "an earlier --json run are not read back)")
+    parser.add_argument("--fasttext-autotune", type=int, metavar="SECONDS", help="also fastText's own search "
+                        "(autotuneValidationFile) for SECONDS a dataset (fastText's default is 300)")
     parser.add_argument("--keras", action="store_true", help="also the lesson's Keras BiLSTM at its best "
                         "(needs the keras extra; about 30 minutes for the three small datasets, hours more with imdb)")
     parser.add_argument("--linear", action="store_true", help="also scikit-learn's tf-idf logistic regression "
@@ -285,6 +341,8 @@ def main() -> None:
         row = {"dataset": name, "validation": where, "train": len(train[0]), "test": len(test[0])}
         if not args.no_fasttext:
             row["fasttext"] = run_fasttext(train, validation, test, full, args.seeds)
+        if args.fasttext_autotune:
+            row["autotune"] = run_fasttext_autotune(train, validation, test, full, args.seeds, args.fasttext_autotune)
         if args.linear:
             row["linear"] = run_linear(train, validation, test, full)
         row["textrnn"] = run_textrnn(train, validation, test, recipe, args.seeds, args.first_seed)
@@ -298,6 +356,12 @@ def main() -> None:
             diff = 100 * (statistics.mean(tr["accuracies"]) - statistics.mean(ft["accuracies"]))
             line += f"   fastText {mean_sd(ft['accuracies'])} ({statistics.mean(ft['seconds']):.1f} s, " \
                     f"{ft['setting']})   {diff:+.2f} points"
+        if row.get("autotune"):
+            at = row["autotune"]
+            diff = 100 * (statistics.mean(tr["accuracies"]) - statistics.mean(at["accuracies"]))
+            line += f"   fastText autotune {mean_sd(at['accuracies'])} ({statistics.mean(at['seconds']):.1f} s, " \
+                    f"searched {at['search_seconds']:.0f} s, validation {at['val_accuracy']:.4f}, {at['setting']})" \
+                    f"   {diff:+.2f} points"
         if row.get("linear"):
             lr = row["linear"]
             line += f"   tf-idf LR {lr['accuracies'][0]:.4f} ({lr['seconds'][0]:.1f} s, {lr['setting']}, validation " \
@@ -308,11 +372,13 @@ def main() -> None:
         print(line, flush=True)
     keras_column = any("keras" in row for row in results)
     linear_column = any("linear" in row for row in results)
+    autotune_column = any("autotune" in row for row in results)
     print("\n| dataset | validation | fastText at its best (s) | textrnn (s) | textrnn - fastText "
           f"| textrnn validation |{' Keras BiLSTM (s) | Keras validation |' if keras_column else ''}"
+          f"{' fastText autotune (s) | textrnn - autotune | autotune validation |' if autotune_column else ''}"
           f"{' tf-idf LR at its best (s) | textrnn - tf-idf LR | tf-idf LR validation |' if linear_column else ''}")
     print("| --- | --- | --- | --- | --- | --- |" + " --- | --- |" * keras_column
-          + " --- | --- | --- |" * linear_column)
+          + " --- | --- | --- |" * (autotune_column + linear_column))
     for row in results:
         ft, tr, ks = row.get("fasttext"), row["textrnn"], row.get("keras")
         ft_text = f"{mean_sd(ft['accuracies'])} ({statistics.mean(ft['seconds']):.1f})" if ft else "-"
@@ -320,13 +386,17 @@ def main() -> None:
                 if ft else "-")
         keras_text = (f" {mean_sd(ks['accuracies'])} ({statistics.mean(ks['seconds']):.1f}) | "
                       f"{mean_sd(ks['val_accuracies'])} |" if ks else " - | - |" * keras_column)
+        at = row.get("autotune")
+        autotune_text = (f" {mean_sd(at['accuracies'])} ({statistics.mean(at['seconds']):.1f}) | "
+                         f"{100 * (statistics.mean(tr['accuracies']) - statistics.mean(at['accuracies'])):+.2f} "
+                         f"points | {at['val_accuracy']:.4f} |" if at else " - | - | - |" * autotune_column)
         lr = row.get("linear")
         linear_text = (f" {lr['accuracies'][0]:.4f} ({lr['seconds'][0]:.1f}) | "
                        f"{100 * (statistics.mean(tr['accuracies']) - lr['accuracies'][0]):+.2f} points | "
                        f"{lr['val_accuracy']:.4f} |" if lr else " - | - | - |" * linear_column)
         print(f"| {row['dataset']} | {row['validation']} | {ft_text} | {mean_sd(tr['accuracies'])} "
               f"({statistics.mean(tr['seconds']):.1f}) | {diff} | {mean_sd(tr['val_accuracies'])} |{keras_text}"
-              f"{linear_text}")
+              f"{autotune_text}{linear_text}")
     if args.json:
         Path(args.json).write_text(json.dumps({"recipe": recipe, "seeds": args.seeds, "results": results},
                                               indent=2, default=str) + "\n")
