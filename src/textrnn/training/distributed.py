@@ -19,6 +19,7 @@ How a distributed run stays the same run as a single process's:
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import logging
 import os
@@ -85,8 +86,16 @@ def setup(device: torch.device) -> tuple[World, torch.device]:
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend, timeout=COLLECTIVE_TIMEOUT)
+        # Leave the group before the interpreter tears itself down: gloo's threads, destroyed while still running
+        # at exit, now and then aborted a rank that had finished ("terminate called without an active exception").
+        atexit.register(_leave_process_group)
         log.info("rank %d of %d joined the %s process group", world.rank, world.size, backend)
     return current_world(), device
+
+
+def _leave_process_group() -> None:
+    if dist.is_initialized():  # the caller may have left it already
+        dist.destroy_process_group()
 
 
 def default_threads(local_size: int) -> int:
