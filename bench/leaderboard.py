@@ -310,6 +310,11 @@ def mean_sd(values) -> str:
     return f"{statistics.mean(values):.4f} ± {sd:.4f}"
 
 
+def lead(textrnn: dict, peer: dict) -> str:
+    """textrnn's mean test accuracy minus a peer's, in points."""
+    return f"{100 * (statistics.mean(textrnn['accuracies']) - statistics.mean(peer['accuracies'])):+.2f} points"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
@@ -355,15 +360,13 @@ def main() -> None:
         line = f"{name:<13} textrnn {mean_sd(tr['accuracies'])} (validation {mean_sd(tr['val_accuracies'])}, " \
                f"{statistics.mean(tr['seconds']):.1f} s, epochs kept {tr['kept_epochs']})"
         if ft:
-            diff = 100 * (statistics.mean(tr["accuracies"]) - statistics.mean(ft["accuracies"]))
             line += f"   fastText {mean_sd(ft['accuracies'])} ({statistics.mean(ft['seconds']):.1f} s, " \
-                    f"{ft['setting']})   {diff:+.2f} points"
+                    f"{ft['setting']})   {lead(tr, ft)}"
         if row.get("autotune"):
             at = row["autotune"]
-            diff = 100 * (statistics.mean(tr["accuracies"]) - statistics.mean(at["accuracies"]))
             line += f"   fastText autotune {mean_sd(at['accuracies'])} ({statistics.mean(at['seconds']):.1f} s, " \
                     f"searched {at['search_seconds']:.0f} s, validation {at['val_accuracy']:.4f}, {at['setting']})" \
-                    f"   {diff:+.2f} points"
+                    f"   {lead(tr, at)}"
         if row.get("linear"):
             lr = row["linear"]
             line += f"   tf-idf LR {lr['accuracies'][0]:.4f} ({lr['seconds'][0]:.1f} s, {lr['setting']}, validation " \
@@ -384,17 +387,15 @@ def main() -> None:
     for row in results:
         ft, tr, ks = row.get("fasttext"), row["textrnn"], row.get("keras")
         ft_text = f"{mean_sd(ft['accuracies'])} ({statistics.mean(ft['seconds']):.1f})" if ft else "-"
-        diff = (f"{100 * (statistics.mean(tr['accuracies']) - statistics.mean(ft['accuracies'])):+.2f} points"
-                if ft else "-")
+        diff = lead(tr, ft) if ft else "-"
         keras_text = (f" {mean_sd(ks['accuracies'])} ({statistics.mean(ks['seconds']):.1f}) | "
                       f"{mean_sd(ks['val_accuracies'])} |" if ks else " - | - |" * keras_column)
         at = row.get("autotune")
-        autotune_text = (f" {mean_sd(at['accuracies'])} ({statistics.mean(at['seconds']):.1f}) | "
-                         f"{100 * (statistics.mean(tr['accuracies']) - statistics.mean(at['accuracies'])):+.2f} "
-                         f"points | {at['val_accuracy']:.4f} |" if at else " - | - | - |" * autotune_column)
+        autotune_text = (f" {mean_sd(at['accuracies'])} ({statistics.mean(at['seconds']):.1f}) | {lead(tr, at)} | "
+                         f"{at['val_accuracy']:.4f} |" if at else " - | - | - |" * autotune_column)
         lr = row.get("linear")
         linear_text = (f" {lr['accuracies'][0]:.4f} ({lr['seconds'][0]:.1f}) | "
-                       f"{100 * (statistics.mean(tr['accuracies']) - lr['accuracies'][0]):+.2f} points | "
+                       f"{lead(tr, lr)} | "
                        f"{lr['val_accuracy']:.4f} |" if lr else " - | - | - |" * linear_column)
         print(f"| {row['dataset']} | {row['validation']} | {ft_text} | {mean_sd(tr['accuracies'])} "
               f"({statistics.mean(tr['seconds']):.1f}) | {diff} | {mean_sd(tr['val_accuracies'])} |{keras_text}"
