@@ -1,10 +1,12 @@
-"""Would textrnn gain from averaging its probabilities with a tf-idf logistic regression's? Measured on validation.
+"""Would textrnn gain from averaging its probabilities with a linear model's? Measured on validation.
 
     python bench/linear_blend.py                       # ag_news_mini, sst2 and bbc-news, 3 seeds
     python bench/linear_blend.py --datasets sst2 --seeds 5 --test
+    python bench/linear_blend.py --model nbsvm --datasets imdb --seeds 1 --test
 
-For each dataset: scikit-learn's tf-idf logistic regression chosen on the validation split as the leaderboard's
---linear arm chooses it, and the default recipe once per seed; the blend's log-probabilities are
+For each dataset: the linear model (scikit-learn's tf-idf logistic regression, or with --model nbsvm NBSVM's
+naive-Bayes-weighted n-grams) chosen on the validation split as the leaderboard's --linear (--nbsvm) arm chooses
+it, and the default recipe once per seed; the blend's log-probabilities are
 w * the regression's + (1 - w) * textrnn's, w from 0 to 1 in tenths. A blend whose w is chosen on the validation
 split scores that split at least as well as textrnn alone (w = 0 is among the choices), so its own validation
 score says nothing: the script chooses w on one random half of the validation split and scores it on the other,
@@ -19,7 +21,7 @@ import statistics
 
 import numpy as np
 
-from leaderboard import LINEAR_GRID, best_linear, load  # bench/ is the script's own directory, first on sys.path
+from leaderboard import LINEAR_GRIDS, best_linear, load  # bench/ is the script's own directory, first on sys.path
 
 WEIGHTS = np.linspace(0.0, 1.0, 11)
 
@@ -51,15 +53,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=["ag_news_mini", "sst2", "bbc-news"])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--model", choices=list(LINEAR_GRIDS), default="tfidf", help="the linear model: the "
+                        "leaderboard's tf-idf logistic regression (--linear) or NBSVM (--nbsvm)")
     parser.add_argument("--test", action="store_true", help="also print test accuracy (chooses nothing)")
     args = parser.parse_args()
     for name in args.datasets:
         (train_x, train_y), (val_x, val_y), (test_x, test_y), _, _ = load(name)
         val_truth, test_truth = np.array(val_y), np.array(test_y)
-        setting, regression, regression_val = best_linear((train_x, train_y), (val_x, val_y))
+        setting, regression, regression_val = best_linear((train_x, train_y), (val_x, val_y), args.model)
         linear_val, linear_test = regression.predict_log_proba(val_x), regression.predict_log_proba(test_x)
         rows, chosen = [], []
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             clf = TextClassifier(seed=seed, progress=False).fit(train_x, train_y, validation_data=(val_x, val_y))
             classes = np.array(clf.classes_)
             assert list(classes) == list(regression.classes_)
@@ -75,7 +80,7 @@ def main() -> None:
                                                                             test_truth, classes)
                 chosen.append(round(float(w), 1))
             rows.append(row)
-        print(f"{name}: tf-idf LR {dict(zip(LINEAR_GRID, setting))}, validation "
+        print(f"{name}: {args.model} {dict(zip(LINEAR_GRIDS[args.model], setting))}, validation "
               f"{regression_val:.4f}" + (f", test {regression.score(test_x, test_y):.4f}"
                                                          if args.test else ""))
         for key in rows[0]:
