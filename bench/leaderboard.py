@@ -3,7 +3,7 @@
     python bench/leaderboard.py                                   # 4 datasets x 3 seeds (IMDB dominates)
     python bench/leaderboard.py --datasets sst2 ag_news_mini --seeds 1
     python bench/leaderboard.py --datasets sst2 --set pooling=concat --set dropout=0.3   # one change at a time
-    python bench/leaderboard.py --linear --fasttext-autotune 300   # and the two strongest cheap peers (1 hour)
+    python bench/leaderboard.py --linear --fasttext-autotune 300   # and two more cheap peers (1 hour)
     python bench/leaderboard.py --nbsvm --no-fasttext               # and NBSVM, the linear model of long reviews
 
 Data (../shared/data): bbc-news (the package's corpus), ag_news_mini, sst2 and imdb. Choices are made on a
