@@ -62,6 +62,8 @@ import time
 from itertools import product
 from pathlib import Path
 
+from sklearn.base import BaseEstimator, ClassifierMixin
+
 from train_speed import have_tensorflow  # bench/ is the script's own directory, first on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -210,13 +212,13 @@ def linear_model(ngram_range, C: float):
 NB_TOKENS = r"(?u)\b\w+\b|[!?]"  # every word, one letter long too, and the marks that carry sentiment
 
 
-class NBLogisticRegression:
+class NBLogisticRegression(ClassifierMixin, BaseEstimator):
     """NBSVM (Wang & Manning 2012, "Baselines and Bigrams") as its users run it today: each text a binary vector of
     its word n-grams (the whole text), each n-gram scaled by its naive-Bayes log-count ratio between one class and
     the rest, r = log((p / |p|_1) / (q / |q|_1)) with p and q the n-gram's document counts plus `alpha`, and a
     logistic regression on the scaled vectors (the variant that replaced the paper's interpolated SVM in common
-    use); one-vs-rest, a ratio and a regression per class, when there are more than two. scikit-learn's parts,
-    with its `fit` / `score` / `predict_log_proba`."""
+    use); one-vs-rest, a ratio and a regression per class, when there are more than two. A scikit-learn
+    classifier (its `score` is the mixin's accuracy)."""
 
     def __init__(self, ngram_range=(1, 2), C: float = 1.0, alpha: float = 1.0):
         self.ngram_range, self.C, self.alpha = ngram_range, C, alpha
@@ -254,32 +256,29 @@ class NBLogisticRegression:
     def predict(self, texts):
         return self.classes_[self.predict_log_proba(texts).argmax(1)]
 
-    def score(self, texts, labels) -> float:
-        import numpy as np
 
-        return float((self.predict(texts) == np.asarray(labels)).mean())
-
-
-NB_GRID = {"ngram_range": ((1, 2), (1, 3)), "C": (0.1, 1.0, 4.0)}
-LINEAR_MODELS = {"tfidf": linear_model, "nbsvm": NBLogisticRegression}
-LINEAR_GRIDS = {"tfidf": LINEAR_GRID, "nbsvm": NB_GRID}
-LINEARS = (("linear", "tf-idf LR"), ("nbsvm", "NBSVM"))  # the results' keys and the tables' names
+# the linear peers, by their flag (--linear, --nbsvm), which is also their key in the results: the tables' name for
+# each, the model of a setting, and the grid of settings chosen on validation
+LINEAR_PEERS = {"linear": ("tf-idf LR", linear_model, LINEAR_GRID),
+                "nbsvm": ("NBSVM", NBLogisticRegression, {"ngram_range": ((1, 2), (1, 3)), "C": (0.1, 1.0, 4.0)})}
 
 
-def best_linear(train, validation, kind: str = "tfidf"):
+def best_linear(train, validation, kind: str = "linear"):
     """(setting, the model of that setting fitted on `train`, its validation accuracy): the grid's best."""
-    fitted = {setting: LINEAR_MODELS[kind](*setting).fit(*train) for setting in product(*LINEAR_GRIDS[kind].values())}
+    _, model, grid = LINEAR_PEERS[kind]
+    fitted = {setting: model(*setting).fit(*train) for setting in product(*grid.values())}
     scores = {setting: model.score(*validation) for setting, model in fitted.items()}
     best = max(scores, key=scores.get)
     return best, fitted[best], scores[best]
 
 
-def run_linear(train, validation, test, full, kind: str = "tfidf") -> dict:
+def run_linear(train, validation, test, full, kind: str = "linear") -> dict:
     best, _, val_accuracy = best_linear(train, validation, kind)
+    _, model, grid = LINEAR_PEERS[kind]
     start = time.perf_counter()
-    model = LINEAR_MODELS[kind](*best).fit(*full)
+    model = model(*best).fit(*full)
     seconds = time.perf_counter() - start
-    return {"setting": dict(zip(LINEAR_GRIDS[kind], best)), "val_accuracy": val_accuracy,
+    return {"setting": dict(zip(grid, best)), "val_accuracy": val_accuracy,
             "accuracies": [model.score(*test)], "seconds": [seconds]}
 
 
@@ -417,10 +416,9 @@ def main() -> None:
             row["fasttext"] = run_fasttext(train, validation, test, full, args.seeds)
         if args.fasttext_autotune:
             row["autotune"] = run_fasttext_autotune(train, validation, test, full, args.seeds, args.fasttext_autotune)
-        if args.linear:
-            row["linear"] = run_linear(train, validation, test, full)
-        if args.nbsvm:
-            row["nbsvm"] = run_linear(train, validation, test, full, "nbsvm")
+        for kind in LINEAR_PEERS:
+            if getattr(args, kind):
+                row[kind] = run_linear(train, validation, test, full, kind)
         row["textrnn"] = run_textrnn(train, validation, test, recipe, args.seeds, args.first_seed)
         if args.keras:
             row["keras"] = run_keras(name, args.validation_rows, args.seeds, args.first_seed)
@@ -436,7 +434,7 @@ def main() -> None:
             line += f"   fastText autotune {mean_sd(at['accuracies'])} ({statistics.mean(at['seconds']):.1f} s, " \
                     f"searched {at['search_seconds']:.0f} s, validation {at['val_accuracy']:.4f}, {at['setting']})" \
                     f"   {lead(tr, at)}"
-        for kind, title in LINEARS:
+        for kind, (title, _, _) in LINEAR_PEERS.items():
             if row.get(kind):
                 lr = row[kind]
                 line += f"   {title} {lr['accuracies'][0]:.4f} ({lr['seconds'][0]:.1f} s, {lr['setting']}, " \
@@ -446,7 +444,8 @@ def main() -> None:
                     f"{statistics.mean(ks['seconds']):.1f} s, epochs kept {ks['kept_epochs']})"
         print(line, flush=True)
     keras_column = any("keras" in row for row in results)
-    linear_columns = [(kind, title) for kind, title in LINEARS if any(kind in row for row in results)]
+    linear_columns = [(kind, title) for kind, (title, _, _) in LINEAR_PEERS.items()
+                      if any(kind in row for row in results)]
     autotune_column = any("autotune" in row for row in results)
     print("\n| dataset | validation | fastText at its best (s) | textrnn (s) | textrnn - fastText "
           f"| textrnn validation |{' Keras BiLSTM (s) | Keras validation |' if keras_column else ''}"

@@ -21,7 +21,7 @@ import statistics
 
 import numpy as np
 
-from leaderboard import LINEAR_GRIDS, best_linear, load  # bench/ is the script's own directory, first on sys.path
+from leaderboard import LINEAR_PEERS, best_linear, load  # bench/ is the script's own directory, first on sys.path
 
 WEIGHTS = np.linspace(0.0, 1.0, 11)
 
@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["ag_news_mini", "sst2", "bbc-news"])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--model", choices=list(LINEAR_GRIDS), default="tfidf", help="the linear model: the "
+    parser.add_argument("--model", choices=list(LINEAR_PEERS), default="linear", help="the linear model: the "
                         "leaderboard's tf-idf logistic regression (--linear) or NBSVM (--nbsvm)")
     parser.add_argument("--test", action="store_true", help="also print test accuracy (chooses nothing)")
     args = parser.parse_args()
@@ -80,7 +80,8 @@ def main() -> None:
                                                                             test_truth, classes)
                 chosen.append(round(float(w), 1))
             rows.append(row)
-        print(f"{name}: {args.model} {dict(zip(LINEAR_GRIDS[args.model], setting))}, validation "
+        title, _, grid = LINEAR_PEERS[args.model]
+        print(f"{name}: {title} {dict(zip(grid, setting))}, validation "
               f"{regression_val:.4f}" + (f", test {regression.score(test_x, test_y):.4f}"
                                                          if args.test else ""))
         for key in rows[0]:
