@@ -287,7 +287,7 @@ def run_textrnn(train, validation, test, recipe: dict, seeds: int, first_seed: i
     from textrnn import TextClassifier
     from textrnn.training import kept_epoch
 
-    accuracies, val_accuracies, seconds, epochs = [], [], [], []
+    accuracies, val_accuracies, seconds, epochs, linear_parts = [], [], [], [], []
     for seed in range(first_seed, first_seed + seeds):
         clf = TextClassifier(**{**recipe, "seed": seed}, progress=False)
         start = time.perf_counter()
@@ -297,7 +297,9 @@ def run_textrnn(train, validation, test, recipe: dict, seeds: int, first_seed: i
         kept = kept_epoch(clf.history_)
         epochs.append(kept.epoch)
         val_accuracies.append(kept.val_accuracy)
-    return {"accuracies": accuracies, "val_accuracies": val_accuracies, "seconds": seconds, "kept_epochs": epochs}
+        linear_parts.append(clf.run_record_.get("linear_part"))  # its weight (0: not kept) and how it was chosen
+    return {"accuracies": accuracies, "val_accuracies": val_accuracies, "seconds": seconds, "kept_epochs": epochs,
+            "linear_parts": linear_parts}
 
 
 # -- Keras -----------------------------------------------------------------------------------------------------
@@ -374,6 +376,18 @@ def mean_sd(values) -> str:
     return f"{statistics.mean(values):.4f} ± {sd:.4f}"
 
 
+def linear_part_text(parts: list[dict | None]) -> str:
+    """textrnn's linear n-gram part over the seeds: its weights (0: not kept) and the cross-fitted validation
+    accuracy of the average it was judged by."""
+    if not any(parts):
+        return ""
+    weights = [part["weight"] if part else 0.0 for part in parts]
+    averaged = [part["averaged_accuracy_cross_fitted"] for part in parts if part and
+                "averaged_accuracy_cross_fitted" in part]
+    return f", linear part weights {weights}" + (f" (averaged, cross-fitted validation {mean_sd(averaged)})"
+                                                    if averaged else "")
+
+
 def lead(textrnn: dict, peer: dict) -> str:
     """textrnn's mean test accuracy minus a peer's, in points."""
     return f"{100 * (statistics.mean(textrnn['accuracies']) - statistics.mean(peer['accuracies'])):+.2f} points"
@@ -425,7 +439,8 @@ def main() -> None:
         results.append(row)
         ft, tr, ks = row.get("fasttext"), row["textrnn"], row.get("keras")
         line = f"{name:<13} textrnn {mean_sd(tr['accuracies'])} (validation {mean_sd(tr['val_accuracies'])}, " \
-               f"{statistics.mean(tr['seconds']):.1f} s, epochs kept {tr['kept_epochs']})"
+               f"{statistics.mean(tr['seconds']):.1f} s, epochs kept {tr['kept_epochs']}" \
+               f"{linear_part_text(tr['linear_parts'])})"
         if ft:
             line += f"   fastText {mean_sd(ft['accuracies'])} ({statistics.mean(ft['seconds']):.1f} s, " \
                     f"{ft['setting']})   {lead(tr, ft)}"

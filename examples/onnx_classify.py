@@ -1,9 +1,9 @@
 import json, sys  # a textrnn ONNX export with onnxruntime and tokenizers alone: no textrnn, no torch
 import numpy as np, onnxruntime as ort
 from tokenizers import Tokenizer
-
 export, texts = sys.argv[1], sys.argv[2:]                # the directory `textrnn export` wrote, then texts
 config = json.load(open(f"{export}/config.json"))
+assert "linear_part" not in config, "a linear n-gram part beside the network: use textrnn's OnnxClassifier"
 tokenizer = Tokenizer.from_file(f"{export}/tokenizer.json")
 session = ort.InferenceSession(f"{export}/model.onnx")
 keep = config["tokenizer"]["max_len"]                      # the first max_len tokens (--truncate head)

@@ -98,8 +98,9 @@ def test_every_cell_and_shape_is_one_recurrent_node_per_layer_with_pytorchs_outp
 @pytest.fixture(scope="module")
 def agnews_export(ag_news_mini, tmp_path_factory):
     out = tmp_path_factory.mktemp("agnews")
-    # the default network; adversarial training changes no exported op, so it is off here to halve the fit's time
-    clf = TextClassifier(epochs=2, adversarial=0.0, progress=False)
+    # the default network; adversarial training changes no exported op, so it is off here to halve the fit's time;
+    # the network alone, which examples/onnx_classify.py reads (test_linear_part.py exports a linear part)
+    clf = TextClassifier(epochs=2, adversarial=0.0, linear_part=None, progress=False)
     clf.fit(ag_news_mini.train.texts("title+description"), ag_news_mini.train.labels, classes=ag_news_mini.classes)
     model_dir = clf.save_pretrained(out / "model")
     return clf, export_onnx(model_dir, out / "onnx", quantize="int8")

@@ -17,7 +17,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 def small(ag_news_mini):
     train = ag_news_mini.train.take(800)
     clf = TextClassifier(cell="lstm", embedding_dim=8, hidden_size=6, max_tokens=800, epochs=1, batch_size=64,
-                         max_len=20, progress=False)
+                         max_len=20, linear_part=None, progress=False)  # the network's files (test_linear_part.py
+    # has the linear part's)
     return clf.fit(train.texts("title"), train.labels, classes=ag_news_mini.classes,
                    metadata={"dataset": "ag_news", "text": "title"})
 

@@ -53,8 +53,12 @@ def test_tune_runs_trials_resumes_from_its_sqlite_file_and_retrains_the_best(dat
     assert kept.val_accuracy == pytest.approx(best.value, abs=1e-9)
     assert clf.model_.config.hidden_size == best.params["hidden_size"]
     assert clf.model_.config.embedding_dim == 16
+    # and the linear n-gram part ("auto") was judged against that network on the same validation texts
+    assert clf.run_record_["linear_part"]["network_accuracy"] == pytest.approx(best.value)
     sst2 = load_dataset("sst2", data_root / "sst2")
-    assert clf.score(sst2.validation.texts(), sst2.labels_of(sst2.validation)) == pytest.approx(best.value)
+    network_alone = TextClassifier.from_pretrained(out / "model")
+    network_alone.linear_part_ = None
+    assert network_alone.score(sst2.validation.texts(), sst2.labels_of(sst2.validation)) == pytest.approx(best.value)
 
 
 def test_a_pruned_trial_is_recorded_as_pruned_and_stops_after_its_epoch(data_root, tmp_path):

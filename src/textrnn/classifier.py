@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -24,6 +25,7 @@ from .data import TokenizedCorpus, check_texts, encode_labels, fingerprint
 from .data.batching import TRUNCATION
 from .errors import TextrnnError
 from .models import ModelConfig, RNNClassifier, count_parameters, summary
+from .models.ngram_linear import NgramLinearModel, average, choose_weight
 from .pretrained import (TOKENIZER_FILE, embedding_row_norm, load_model_directory, save_model_directory,
                          versions)
 from .text import DEFAULT_MAX_TOKENS, TOKENIZERS, load_vectorizer, make_vectorizer
@@ -39,6 +41,7 @@ AUTO_NGRAMS, RECIPE_NGRAMS = "auto", 2  # words and bigrams, unless the network 
 DEFAULT_NGRAM_BUCKETS = 2**18  # hashed n-gram rows (fastText's 2 million would be 400 MB at 50 dimensions)
 # the pretrained vectors' words that join the vocabulary beyond the training texts' own (20 MB at 50 dimensions)
 DEFAULT_PRETRAINED_WORDS = 100_000
+AUTO_LINEAR_PART = "auto"
 HISTORY_FILE = "history.csv"
 CURVES_FILE = "training.png"
 # settings that may differ between a run and its resumption: where it runs, how it reports, where it checkpoints
@@ -85,6 +88,14 @@ class BaseTextClassifier:
         language model, and its fine-tuning would leave the bag's rows, which join the embedding's layer group,
         frozen at their random start until the last epochs). Explanations score the recurrence's input only:
         the bag is held fixed, as part of the text's context.
+    linear_part: a second model beside the network, averaged with it: NBSVM's linear model of the whole text's word
+        1-3-grams (hashed; `models.ngram_linear`), fitted on the training texts after the network, its
+        log-probabilities averaged with the network's at a weight w. "auto" (the default): fitted, and kept only
+        where the average beats the network alone on the validation texts, cross-fitted over their two halves,
+        at the w best on all of them (it pays on long documents: IMDB; not on short ones: bench/README.md); a
+        number in (0, 1]: always kept, at that w; None or 0: never (the lesson's presets). `predict`,
+        `predict_proba`, `score`, exports and servers use the average; `predict_logits` and explanations are
+        the network's alone.
     pooling: how a text's states become one vector: "last" (its final state, the lesson's), "max", "mean" (over
         its real tokens) or "concat" (all three: the recipe's).
     tokenizer: "word" (the lesson's Keras-style words), "char", "wordpiece" or "bpe" (subwords).
@@ -162,6 +173,7 @@ class BaseTextClassifier:
         ngrams: int | str = "auto",
         ngram_buckets: int = DEFAULT_NGRAM_BUCKETS,
         ngram_dropout: float = 0.75,
+        linear_part: float | str | None = AUTO_LINEAR_PART,
         pooling: str = "concat",
         mask: bool = True,
         max_tokens: int = DEFAULT_MAX_TOKENS,
@@ -209,6 +221,7 @@ class BaseTextClassifier:
         self.ngrams = ngrams
         self.ngram_buckets = ngram_buckets
         self.ngram_dropout = ngram_dropout
+        self.linear_part = linear_part
         self.pooling = pooling
         self.mask = mask
         self.max_tokens = max_tokens
@@ -259,6 +272,9 @@ class BaseTextClassifier:
         self._ngrams()
         if isinstance(self.adversarial, str) and self.adversarial != "auto":
             raise TextrnnError(f"adversarial is a distance or 'auto', got {self.adversarial!r}")
+        if not (self.linear_part in (None, AUTO_LINEAR_PART) or
+                (isinstance(self.linear_part, (int, float)) and 0.0 <= self.linear_part <= 1.0)):
+            raise TextrnnError(f"linear_part is a weight between 0 and 1, 'auto' or None, got {self.linear_part!r}")
         if self.pretrained_words < 0:
             raise TextrnnError(f"pretrained_words must be 0 or more, got {self.pretrained_words}")
         if self.adapt_limit is not None and self.adapt_limit < 1:
@@ -484,14 +500,56 @@ class BaseTextClassifier:
             for callback in callbacks:
                 if isinstance(callback, TensorBoard):
                     callback.close()
+        model.eval()
+        linear_part, linear_weight = None, 0.0
+        if history and history[-1].interrupted:
+            log.warning("training was interrupted: no linear n-gram part is fitted")
+        elif self.linear_part:
+            linear_part, linear_weight, record["linear_part"] = self._fit_linear_part(
+                texts, y, len(names), model, val_texts, validation)
         self.classes_ = names
         self.vectorizer_ = vectorizer
-        self.model_ = model.eval()  # fitted: for inference (dropout off), whether or not the last epoch validated
+        self.model_ = model  # fitted: in eval mode (dropout off), whether or not the last epoch validated
+        self.linear_part_: NgramLinearModel | None = linear_part
+        self.linear_weight_ = linear_weight
         self.history_: list[EpochResult] = history
         self.run_record_ = record
         if "embedding_coverage" in record:
             self.embedding_coverage_ = record["embedding_coverage"]
         return self
+
+    def _fit_linear_part(self, texts: list[str], y: np.ndarray, num_classes: int, model: RNNClassifier,
+                         val_texts: list[str] | None, validation) -> tuple[NgramLinearModel | None, float, dict]:
+        """(the part or None, its weight, what happened for the run record): `linear_part` (see the class doc)
+        fitted on the training texts after `model`, kept at a fixed weight or where the validation texts choose."""
+        if len(np.unique(y)) < num_classes:
+            log.warning("some class has no training text: no linear n-gram part is fitted")
+            return None, 0.0, {"weight": 0.0, "why": "a class without training texts"}
+        if self.linear_part == AUTO_LINEAR_PART and validation is None:
+            return None, 0.0, {"weight": 0.0, "why": "no validation texts to choose on"}
+        start = time.perf_counter()
+        if self.progress:
+            print(f"fitting the linear n-gram part on {len(texts):,} texts...", file=sys.stderr)
+        part = NgramLinearModel.fit(texts, y, num_classes)
+        if self.linear_part == AUTO_LINEAR_PART:
+            corpus, val_y = validation
+            network = torch.log_softmax(predict_logits(model, corpus, self._inference_batch(model)), 1).numpy()
+            weight, report = choose_weight(network, part.log_proba(val_texts), val_y)
+        else:
+            weight, report = float(self.linear_part), {"weight": float(self.linear_part)}
+        report["seconds"] = round(time.perf_counter() - start, 2)
+        if self.progress:
+            print(self._linear_part_line(report), file=sys.stderr)
+        return (part if weight > 0 else None), weight, report
+
+    @staticmethod
+    def _linear_part_line(report: dict) -> str:
+        if "averaged_accuracy_cross_fitted" not in report:
+            return f"linear n-gram part: kept at weight {report['weight']} ({report['seconds']:.0f} s)"
+        verdict = f"kept at weight {report['weight']}" if report["weight"] else "not kept"
+        return (f"linear n-gram part: validation accuracy {report['network_accuracy']:.4f} for the network, "
+                f"{report['averaged_accuracy_cross_fitted']:.4f} averaged with the part (cross-fitted), "
+                f"{report['linear_accuracy']:.4f} for the part alone: {verdict} ({report['seconds']:.0f} s)")
 
     def _hold_out(self, texts: list[str], y: np.ndarray):
         """(train texts, train labels, validation texts, validation labels): a stratified `validation_fraction`
@@ -600,33 +658,46 @@ class BaseTextClassifier:
         ids, lengths = vectorizer.encode_flat(texts)
         return TokenizedCorpus.from_flat(ids, lengths, self.max_len, self.truncate)
 
-    def _inference_batch(self) -> int:
+    def _inference_batch(self, model: RNNClassifier | None = None) -> int:
         # Measured on 2 cores (bench/README.md): small RNNs run fastest in batches of 256-512 texts, the 2x64
         # BiLSTM in batches of about 128, where its per-step gate activations still fit in cache.
-        c = self.model_.config
+        c = (model or self.model_).config
         return int(min(512, max(64, 32768 // (c.hidden_size * c.layers * c.directions))))
 
     def predict_logits(self, texts: Sequence[str], batch_size: int | None = None) -> torch.Tensor:
+        """The network's logits, (n_texts, n_classes) (without the linear part, if the model has one)."""
         self._check_fitted()
         corpus = self._corpus(self.vectorizer_, check_texts(texts))
         return predict_logits(self.model_, corpus, batch_size or self._inference_batch())
 
+    def predict_log_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        """Class log-probabilities, (n_texts, n_classes) float32: the network's, averaged with the linear part's
+        where the model has one."""
+        texts = check_texts(texts)
+        log_proba = torch.log_softmax(self.predict_logits(texts, batch_size), dim=1).numpy()
+        if getattr(self, "linear_part_", None) is not None:
+            log_proba = average(log_proba, self.linear_part_.log_proba(texts), self.linear_weight_)
+        return log_proba.astype(np.float32, copy=False)
+
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """Class probabilities, (n_texts, n_classes), columns in the order of `classes_`."""
-        return torch.softmax(self.predict_logits(texts, batch_size), dim=1).numpy()
+        if getattr(self, "linear_part_", None) is None:
+            return torch.softmax(self.predict_logits(texts, batch_size), dim=1).numpy()
+        return np.exp(self.predict_log_proba(texts, batch_size))
 
     def predict(self, texts: Sequence[str], batch_size: int | None = None) -> list[str]:
         """The most probable class name of each text."""
-        ids = self.predict_logits(texts, batch_size).argmax(1).tolist()
-        return [self.classes_[i] for i in ids]
+        return [self.classes_[i] for i in self.predict_log_proba(texts, batch_size).argmax(1).tolist()]
 
     def score(self, texts: Sequence[str], labels: Sequence, sample_weight=None) -> float:
         """Accuracy on (texts, labels); labels as `fit` took them (names, or integer ids)."""
         self._check_fitted()
         y, _ = encode_labels(labels, self.classes_)
-        if sample_weight is not None:  # scikit-learn's weighted accuracy: the weights' share of right answers
-            right = self.predict_logits(texts).argmax(1).numpy() == y
-            return float(np.average(right, weights=np.asarray(sample_weight, dtype=np.float64)))
+        if sample_weight is not None or getattr(self, "linear_part_", None) is not None:
+            right = self.predict_log_proba(texts).argmax(1) == y  # scikit-learn's weighted accuracy: the weights'
+            # share of right answers
+            return float(np.average(right, weights=None if sample_weight is None else
+                                    np.asarray(sample_weight, dtype=np.float64)))
         return evaluate_loss_accuracy(self.model_, self._corpus(self.vectorizer_, check_texts(texts)), y)[1]
 
     def explain(self, texts: Sequence[str], method: str = "integrated-gradients", target: str | None = None,
@@ -637,16 +708,33 @@ class BaseTextClassifier:
         target: the class to explain (default: each text's predicted class); steps: integrated gradients' steps
         (default: 50, doubled until the scores add up to the logit difference within 1 %).
         Returns one `evaluation.attributions.Explanation` per text (`.to_dict()` for JSON). Needs `captum`.
+        The scores are the network's: where the model also has a linear n-gram part (`linear_part_`), they explain
+        the network's share of the average, towards the class the average predicts.
         """
         from .evaluation.attributions import explain_one
 
         self._check_fitted()
-        return [explain_one(self.model_, self.vectorizer_, text, list(self.classes_), self.max_len, self.truncate,
-                            method, target, steps) for text in check_texts(texts)]
+        texts = check_texts(texts)
+        targets = [target] * len(texts)
+        if target is None and getattr(self, "linear_part_", None) is not None:
+            targets = self.predict(texts)  # the average's prediction, which the network's alone may differ from
+        explanations = [explain_one(self.model_, self.vectorizer_, text, list(self.classes_), self.max_len,
+                                    self.truncate, method, text_target, steps)
+                        for text, text_target in zip(texts, targets)]
+        if getattr(self, "linear_part_", None) is not None:  # the model's probabilities are the average's
+            for explanation, row in zip(explanations, self.predict_proba(texts)):
+                explanation.probabilities = {name: float(p) for name, p in zip(self.classes_, row)}
+        return explanations
 
     def summary(self, name: str = "textrnn") -> str:
         self._check_fitted()
-        return summary(self.model_, name)
+        text = summary(self.model_, name)
+        part = getattr(self, "linear_part_", None)
+        if part is not None:
+            text += (f"\nand a linear n-gram part (NBSVM, word 1-3-grams of the whole text): {part.weight.size:,} "
+                     f"weights over {len(part.columns):,} hashed n-grams, averaged with the network at weight "
+                     f"{self.linear_weight_}")
+        return text
 
     @property
     def parameter_counts(self) -> dict[str, int]:
@@ -655,8 +743,9 @@ class BaseTextClassifier:
 
     # -- persistence --------------------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write a model directory (config.json, model.safetensors, tokenizer.json, trainer_state.json, and the
-        history as history.csv and training.png), atomically: see `textrnn.pretrained`."""
+        """Write a model directory (config.json, model.safetensors, tokenizer.json, trainer_state.json, the
+        history as history.csv and training.png, and linear_part.safetensors where the model has a linear n-gram
+        part), atomically: see `textrnn.pretrained`."""
         from .evaluation.history import plot_history, write_history_csv
 
         self._check_fitted()
@@ -665,12 +754,14 @@ class BaseTextClassifier:
         if history:
             extra = {HISTORY_FILE: lambda path: write_history_csv(history, path),
                      CURVES_FILE: lambda path: plot_history(history, path)}
+        linear_part = getattr(self, "linear_part_", None)
         trainer_state = {"params": recordable_params(self), "history": history,
                          "run": getattr(self, "run_record_", None)}
         tokenizer = {"type": self.tokenizer, "max_tokens": self.max_tokens, "max_len": self.max_len,
                      "truncate": self.truncate}
         return save_model_directory(directory, self.model_, self.vectorizer_, self.classes_, tokenizer,
-                                    trainer_state, extra)
+                                    trainer_state, extra, linear_part=linear_part,
+                                    linear_weight=getattr(self, "linear_weight_", 0.0))
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, device: str = "auto") -> "BaseTextClassifier":
@@ -693,6 +784,7 @@ class BaseTextClassifier:
         clf.classes_ = loaded.labels
         clf.vectorizer_ = loaded.vectorizer
         clf.model_ = loaded.model
+        clf.linear_part_, clf.linear_weight_ = loaded.linear_part, loaded.linear_weight
         clf.history_ = [EpochResult.from_dict(h) for h in state.get("history", [])]
         clf.run_record_ = state.get("run")
         if (clf.run_record_ or {}).get("embedding_coverage"):

@@ -5,6 +5,8 @@
     tokenizer.json       the vocabulary and standardization, as a Hugging Face `tokenizers` file
     trainer_state.json   how it was trained: every hyperparameter, the per-epoch history, the run record
                          (versions, data checksums, where the data came from)
+    linear_part.safetensors  where the classifier kept a linear n-gram part beside the network: its weights
+                         (config.json's "linear_part" says how it reads texts and its weight in the average)
 
 This module needs only the standard library, so that a verb can say "no model directory at X" before it spends
 seconds importing torch; pretrained.py builds networks from these files.
@@ -24,6 +26,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
 TRAINER_STATE_FILE = "trainer_state.json"
+LINEAR_PART_FILE = "linear_part.safetensors"
 # what a run writes into its directory before (and beside) the model
 CHECKPOINTS_DIR = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"  # --tensorboard's event files

@@ -23,9 +23,11 @@ import torch
 
 from .errors import TextrnnError
 from .data.batching import TRUNCATION
-from .model_files import (CONFIG_FILE, FORMAT_VERSION, TOKENIZER_FILE, TRAINER_STATE_FILE, WEIGHTS_FILE,
-                          check_model_directory, check_model_target)
+from .model_files import (CONFIG_FILE, FORMAT_VERSION, LINEAR_PART_FILE, TOKENIZER_FILE, TRAINER_STATE_FILE,
+                          WEIGHTS_FILE, check_model_directory, check_model_target)
 from .models import ModelConfig, RNNClassifier
+from .models import ngram_linear
+from .models.ngram_linear import NgramLinearModel
 from .models.language_model import LMConfig, RNNLanguageModel
 from .text import TOKENIZERS, Vectorizer, load_vectorizer
 from .training import resolve_device
@@ -40,6 +42,10 @@ MODEL_LIMITS = {"vocab_size": 50_000_000, "num_classes": 1_000_000, "embedding_d
                 "layers": 64}
 MAX_HEADER_BYTES = 100_000_000  # a safetensors header is JSON names and shapes: kilobytes, not gigabytes
 SAFETENSORS_ITEM_SIZES = {"F32": 4}  # textrnn writes float32 weights only
+# how a linear n-gram part reads texts, recorded in config.json: a part fitted under other settings would read
+# other features
+LINEAR_PART_READS = {"ngram_range": list(ngram_linear.NGRAM_RANGE), "buckets": ngram_linear.BUCKETS,
+                     "token_pattern": ngram_linear.TOKEN_PATTERN}
 
 
 @dataclass
@@ -52,6 +58,8 @@ class ModelDirectory:
     tokenizer: dict  # type, max_tokens, max_len, truncate
     trainer_state: dict | None  # params, history, run; None when the directory has none
     format: int = FORMAT_VERSION
+    linear_part: NgramLinearModel | None = None  # the linear n-gram part averaged with the network, if any
+    linear_weight: float = 0.0  # its weight in the average
 
 
 def versions() -> dict[str, str]:
@@ -97,9 +105,12 @@ def make_shareable(directory: Path) -> None:
 
 def save_model_directory(target: str | os.PathLike, model, vectorizer: Vectorizer, labels: list[str] | None,
                          tokenizer: dict, trainer_state: dict | None = None,
-                         extra_files: dict[str, Callable[[Path], object]] | None = None) -> Path:
+                         extra_files: dict[str, Callable[[Path], object]] | None = None,
+                         linear_part: NgramLinearModel | None = None, linear_weight: float = 0.0) -> Path:
     """Write a model directory atomically (a classifier's, or a language model's with `labels` None);
-    `extra_files` maps a file name to a function that writes it."""
+    `extra_files` maps a file name to a function that writes it; `linear_part`: a classifier's linear n-gram part,
+    averaged with the network at `linear_weight`."""
+    from safetensors.numpy import save_file as save_arrays
     from safetensors.torch import save_file
 
     target = Path(target)
@@ -118,6 +129,9 @@ def save_model_directory(target: str | os.PathLike, model, vectorizer: Vectorize
                   "model": model.config.to_dict(), "tokenizer": {**tokenizer, "file": TOKENIZER_FILE}}
         if labels is not None:
             config["labels"] = list(labels)
+        if linear_part is not None:
+            save_arrays(linear_part.to_arrays(), tmp / LINEAR_PART_FILE, metadata={"format": "np"})
+            config["linear_part"] = {"file": LINEAR_PART_FILE, "weight": float(linear_weight), **LINEAR_PART_READS}
         _write_json(tmp / CONFIG_FILE, config)
         if trainer_state is not None:
             _write_json(tmp / TRAINER_STATE_FILE, {"format": FORMAT_VERSION, **trainer_state})
@@ -151,7 +165,37 @@ def load_model_directory(directory: str | os.PathLike, device: str = "auto") -> 
     rename = _upgrade_weight_name if config.get("format") == 1 else (lambda name: name)
     model, vectorizer = _read_network(directory, tokenizer, architecture, model_config, rename)
     model = model.to(resolve_device(device)).eval()
-    return ModelDirectory(model, vectorizer, labels, tokenizer, trainer_state, config.get("format", 1))
+    linear_part, linear_weight = read_linear_part(directory, config, len(labels))
+    return ModelDirectory(model, vectorizer, labels, tokenizer, trainer_state, config.get("format", 1), linear_part,
+                          linear_weight)
+
+
+def read_linear_part(directory: Path, config: dict, num_classes: int) -> tuple[NgramLinearModel | None, float]:
+    """(part, weight) from config.json's "linear_part" and its file; (None, 0.0) where there is none."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file as load_arrays
+
+    entry = config.get("linear_part")
+    if entry is None:
+        return None, 0.0
+    where = directory / CONFIG_FILE
+    if not isinstance(entry, dict):
+        raise TextrnnError(f"{where}: linear_part must be an object")
+    reads = {name: entry.get(name) for name in LINEAR_PART_READS}
+    if reads != LINEAR_PART_READS:
+        raise TextrnnError(f"{where}: linear_part reads texts as {reads}; this textrnn reads them as "
+                           f"{LINEAR_PART_READS}")
+    weight = entry.get("weight")
+    if type(weight) not in (int, float) or not 0 < weight <= 1:
+        raise TextrnnError(f"{where}: linear_part.weight is {weight!r}; it must be a number in (0, 1]")
+    path = directory / LINEAR_PART_FILE
+    if entry.get("file") != LINEAR_PART_FILE or not path.is_file():
+        raise TextrnnError(f"{where} names a linear part, but {path} is missing")
+    try:
+        arrays = load_arrays(path)
+    except (SafetensorError, OSError) as exc:
+        raise TextrnnError(f"{path} is not a readable safetensors file: {exc}") from None
+    return NgramLinearModel.from_arrays(arrays, num_classes, str(path)), float(weight)
 
 
 def _check_config(config: dict, where: Path) -> tuple[type, ModelConfig, list[str], dict]:

@@ -48,9 +48,10 @@ DEFAULT_SPACE: dict[str, Any] = {
     "weight_decay": [0.0, 1e-4, 1e-3, 1e-2],
     "lr_schedule": ["constant", "linear"],
 }
-# TextClassifier parameters that say where and how a run is watched, not what it learns
+# TextClassifier parameters that say where and how a run is watched, not what it learns; and the linear n-gram
+# part, which is fitted after the network and chooses its own weight on the validation data a trial is scored on
 NOT_TUNABLE = ("checkpoint_dir", "checkpoint_every", "tensorboard_dir", "progress", "device", "early_stopping",
-               "monitor")
+               "monitor", "linear_part")
 
 
 class SearchSpace:
@@ -203,7 +204,9 @@ def tune(
         trial.set_user_attr("settings", settings)  # with the space's fixed values, which trial.params leaves out
         report = ReportToTrial(trial)
         started = time.perf_counter()
-        clf = TextClassifier(**settings, early_stopping=patience, monitor="val_accuracy", progress=progress)
+        # a trial is scored on its network's validation accuracy: the linear part would only add its fitting time
+        clf = TextClassifier(**{**settings, "linear_part": None}, early_stopping=patience, monitor="val_accuracy",
+                             progress=progress)
         clf.fit(texts, labels, validation_data=validation_data, classes=classes, callbacks=[report],
                 metadata={"study": study.study_name, "trial": trial.number})
         if clf.history_[-1].interrupted:

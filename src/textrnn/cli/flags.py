@@ -8,8 +8,8 @@ from ..data.files import BAD_ROWS, FORMATS
 from ..data.sources import DataSource
 
 MODEL_FLAGS = ("cell", "embedding_dim", "hidden_size", "layers", "bidirectional", "dropout", "embedding_dropout",
-               "token_dropout", "input_dropout", "ngrams", "ngram_buckets", "ngram_dropout", "pooling", "mask",
-               "max_tokens", "tokenizer", "embeddings", "freeze_embeddings", "pretrained_words", "init_from")
+               "token_dropout", "input_dropout", "ngrams", "ngram_buckets", "ngram_dropout", "linear_part", "pooling",
+               "mask", "max_tokens", "tokenizer", "embeddings", "freeze_embeddings", "pretrained_words", "init_from")
 TRAIN_FLAGS = ("max_len", "truncate", "adapt_limit", "batch_size", "epochs", "lr", "seed", "batching", "device",
                "optimizer", "precision", "clip_norm", "weight_decay", "adversarial", "label_smoothing", "lr_schedule",
                "warmup", "early_stopping", "monitor", "discriminative_lr", "gradual_unfreezing")
@@ -41,6 +41,10 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
                    "into (default 262144)")
     g.add_argument("--ngram-dropout", type=float, metavar="P", help="in training, each n-gram occurrence leaves "
                    "the bag with this probability (default 0.75)")
+    g.add_argument("--linear-part", type=linear_part_value, metavar="auto|off|W", help="a linear model of each "
+                   "text's word 1-3-grams (NBSVM, the whole text) fitted after the network and averaged with it: auto "
+                   "(default) keeps it where validation says the average is better, at the weight chosen there; W "
+                   "(0-1) always, at that weight; off: never (presets)")
     g.add_argument("--pooling", choices=["last", "max", "mean", "concat"],
                    help="a text's vector: its final state (presets), the max or mean of its states over its "
                         "tokens, or all three side by side (concat, the default)")
@@ -62,6 +66,19 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--init-from", metavar="LM_DIR", help="start from a language model (`textrnn lm train`): its "
                    "tokenizer, embedding and recurrent layers, and its shape (unidirectional); fine-tuned with "
                    "ULMFiT's recipe unless flags say otherwise")
+
+
+def linear_part_value(value: str) -> str | float:
+    """--linear-part's value: "auto", "off" (0: never) or a weight in (0, 1]."""
+    if value in ("auto", "off"):
+        return 0.0 if value == "off" else value
+    try:
+        weight = float(value)
+    except ValueError:
+        weight = -1.0
+    if not 0.0 <= weight <= 1.0:
+        raise argparse.ArgumentTypeError(f"choose auto, off or a weight from 0 to 1, not {value!r}")
+    return weight
 
 
 def add_data_flags(p: argparse.ArgumentParser, training: bool = True) -> None:

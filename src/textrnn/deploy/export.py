@@ -7,8 +7,13 @@
     model.int8.onnx   with quantize="int8": weights stored as int8, activations quantized on the fly
                       (onnxruntime's dynamic quantization)
     tokenizer.json    the model's own tokenizer (a Hugging Face `tokenizers` file)
-    config.json       labels, tokenizer settings (kind, max_len, truncate), opset, textrnn version, and the
-                      SHA-256 of tokenizer.json; model.onnx carries the same in its metadata
+    linear_part.safetensors
+                      where the model has a linear n-gram part beside the network: its weights, as in the model
+                      directory (the runtime averages its log-probabilities with the graph's; a linear map over
+                      hashed n-grams of the whole text, which it computes with scikit-learn)
+    config.json       labels, tokenizer settings (kind, max_len, truncate), opset, textrnn version, the
+                      SHA-256 of tokenizer.json (model.onnx carries the same in its metadata), and the linear
+                      part's settings and weight where there is one
 
 The graph is traced by PyTorch's TorchScript-based exporter from `graph.DeployedClassifier`: the classifier's
 embedding, pooling and head, and each recurrent layer as one ONNX LSTM/GRU/RNN node (both directions) that
@@ -28,6 +33,7 @@ from pathlib import Path
 import torch
 
 from ..errors import TextrnnError
+from ..model_files import CONFIG_FILE as MODEL_CONFIG_FILE, LINEAR_PART_FILE, read_json
 from ..pretrained import TOKENIZER_FILE, load_model_directory, make_shareable
 from ..training.checkpoints import sha256_file
 from ..version import __version__
@@ -80,6 +86,9 @@ def export_onnx(model_dir: str | os.PathLike, out: str | os.PathLike, quantize: 
                                 "sha256": sha256_file(tmp / TOKENIZER_FILE)},
                   "architecture": loaded.model.architecture, "model": loaded.model.config.to_dict(),
                   "files": {"fp32": ONNX_FILE, **({"int8": INT8_FILE} if quantize else {})}}
+        if loaded.linear_part is not None:
+            shutil.copyfile(Path(model_dir) / LINEAR_PART_FILE, tmp / LINEAR_PART_FILE)
+            config["linear_part"] = read_json(Path(model_dir) / MODEL_CONFIG_FILE)["linear_part"]
         trace_to_onnx(loaded.model, tmp / ONNX_FILE)
         graph = onnx.load(tmp / ONNX_FILE)
         metadata = {"textrnn_format": FORMAT, "textrnn_version": __version__, "opset": str(OPSET),

@@ -21,6 +21,8 @@ import numpy as np
 
 from ..data import TokenizedCorpus, check_texts
 from ..errors import TextrnnError
+from ..models.ngram_linear import average
+from ..pretrained import read_linear_part
 from ..text import load_vectorizer
 from ..training.checkpoints import sha256_file
 from .export import CONFIG_FILE, FORMAT, INT8_FILE, ONNX_FILE, TOKENIZER_FILE
@@ -99,6 +101,8 @@ class OnnxClassifier:
                                f"(its SHA-256 differs from the one in the model's metadata)")
         self.vectorizer = load_vectorizer(tokenizer_file, tokenizer["type"], max_tokens=tokenizer["max_tokens"])
         self.max_len, self.truncate = tokenizer.get("max_len"), tokenizer.get("truncate", "head")
+        # the model's linear n-gram part, averaged with the graph's output as TextClassifier.predict_proba does
+        self.linear_part, self.linear_weight = read_linear_part(self.directory, self.config, len(self.classes_))
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         texts = check_texts(texts)
@@ -119,6 +123,9 @@ class OnnxClassifier:
         else:
             for rows in batches:
                 run(rows)
+        if self.linear_part is not None:
+            network = np.log(np.maximum(out, np.finfo(np.float32).tiny))
+            out = np.exp(average(network, self.linear_part.log_proba(texts), self.linear_weight)).astype(np.float32)
         return out
 
     def predict(self, texts: Sequence[str]) -> list[str]:

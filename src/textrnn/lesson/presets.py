@@ -26,11 +26,11 @@ class Preset:
 
 
 # The lesson: Keras's Adam at its defaults, no gradient clipping, a constant rate, every epoch trained, whole
-# texts, a random embedding, the final state, no embedding dropout, no adversarial training (textrnn's own
-# defaults are its recipe, which differs in each of these).
+# texts, a random embedding, the final state, no embedding dropout, no adversarial training, the network alone
+# (textrnn's own defaults are its recipe, which differs in each of these).
 _COMMON = dict(max_tokens=DEFAULT_MAX_TOKENS, epochs=1, lr=1e-3, dropout=0.0, layers=1, bidirectional=False,
                clip_norm=None, lr_schedule="constant", warmup=0.0, early_stopping=None, max_len=None,
-               embeddings=None, pooling="last", embedding_dropout=0.0, adversarial=0.0, ngrams=0)
+               embeddings=None, pooling="last", embedding_dropout=0.0, adversarial=0.0, ngrams=0, linear_part=None)
 
 PRESETS: dict[str, Preset] = {
     p.name: p
