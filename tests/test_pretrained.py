@@ -53,6 +53,7 @@ def test_a_format_1_directory_loads_and_predicts_identically(tmp_path):
     assert len(clf.history_) == 1
     # a setting the directory predates reads as what its network is, not as today's default: no n-grams
     assert clf.ngrams == 0 and clf.get_params()["ngrams"] == 0
+    assert clf.linear_part is None and clf.linear_part_ is None  # nor a linear n-gram part
     # saving it again writes format 2, which loads to the same predictions
     out = clf.save_pretrained(tmp_path / "again")
     assert json.loads((out / "config.json").read_text())["format"] == 2

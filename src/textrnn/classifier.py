@@ -775,7 +775,9 @@ class BaseTextClassifier:
                   "input_dropout": c.input_dropout, "ngrams": c.ngrams, "ngram_dropout": c.ngram_dropout,
                   **({"ngram_buckets": c.ngram_buckets} if c.ngram_buckets else {}),
                   "max_tokens": t["max_tokens"], "tokenizer": t["type"], "max_len": t.get("max_len"),
-                  "truncate": t.get("truncate", "head")}
+                  "truncate": t.get("truncate", "head"),
+                  # a directory from before the linear part reads as what it holds, not as today's "auto"
+                  "linear_part": loaded.linear_weight or None}
         state = loaded.trainer_state or {}
         known = hyperparameter_names(cls)
         # how it was trained, where recorded; where the run checkpointed and logged belongs to that run

@@ -53,7 +53,7 @@ class NgramLinearModel:
     weight: np.ndarray  # float32 (outputs, len(columns)): naive-Bayes ratio x regression coefficient
     bias: np.ndarray  # float32 (outputs,)
     num_classes: int
-    _table: np.ndarray | None = field(default=None, repr=False)  # (BUCKETS, outputs), built at first use
+    _table: np.ndarray | None = field(default=None, repr=False, compare=False)  # (BUCKETS, outputs), at first use
 
     @classmethod
     def fit(cls, texts: list[str], y: np.ndarray, num_classes: int) -> "NgramLinearModel":
