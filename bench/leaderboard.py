@@ -26,7 +26,9 @@ a random 10 % shares their movies, and the file keeps a movie's reviews of one l
   argument its user sets): left free, it chose a 702-d model with 3.9 million buckets on sst2, 11 GB, and ran
   out of this machine's 24 GB. The time is that final training's; the search's is printed beside it.
 * textrnn: `TextClassifier(**recipe)` (the default recipe unless --set changes it) fitted on the training part
-  with the validation split as its validation data, once per seed, scored on the test file. The time is fit's.
+  with the validation split as its validation data, once per seed, scored on the test file. The time is fit's
+  (its linear n-gram part's included). The line per dataset also gives the part's weight by seed (0: not kept)
+  and the cross-fitted validation accuracy of the average it was judged by.
 * With --keras (the `keras` extra), the lesson's BiLSTM as Keras users run it at their best: its layers
   (Embedding(20000, 128, mask_zero) -> Bidirectional(LSTM(64)) x 2 -> Dense, softmax), Adam, batch 16 as in the
   lesson, but `TextVectorization` adapted on all the training texts (the lesson's 2,000 titles are its own
