@@ -69,6 +69,7 @@ def test_model_info_health_readiness_metrics_and_docs(client, clf):
     assert info["architecture"]["parameters"] == clf.parameter_counts["pytorch"]
     assert 0.5 < info["test_metrics"]["accuracy"] <= 1 and info["test_metrics"]["n"] == 400
     assert info["examples"] == ["Stocks fell"] and info["micro_batching"] is True
+    assert info["linear_part"] == ({"weight": clf.linear_weight_} if clf.linear_part_ is not None else None)
     assert client.get("/v1/models").json()["default"] == "agnews"
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
