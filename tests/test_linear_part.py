@@ -146,3 +146,16 @@ def test_cli_flag_reads_auto_off_and_a_weight():
     for bad in ("2", "none", "-0.1"):
         with pytest.raises(argparse.ArgumentTypeError):
             linear_part_value(bad)
+
+
+def test_cli_train_keeps_the_part_as_told_and_says_so(data_root, tmp_path, capsys):
+    from textrnn.cli import main
+
+    args = ["-q", "train", "--dataset", "sst2", "--data-dir", str(data_root / "sst2"), "--limit", "600", "--epochs",
+            "1", "--embeddings", "none", "--embedding-dim", "16", "--hidden-size", "8", "--ngrams", "0"]
+    assert main([*args, "--linear-part", "0.4", "--out", str(tmp_path / "kept")]) == 0
+    assert "and a linear n-gram part at weight 0.4" in capsys.readouterr().out
+    assert json.loads((tmp_path / "kept" / "config.json").read_text())["linear_part"]["weight"] == 0.4
+    assert main([*args, "--linear-part", "off", "--out", str(tmp_path / "off")]) == 0
+    assert "linear n-gram part" not in capsys.readouterr().out
+    assert not (tmp_path / "off" / "linear_part.safetensors").exists()

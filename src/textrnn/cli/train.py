@@ -238,6 +238,7 @@ def _train(clf, dataset, text: str | None, metadata: dict, out: Path, adapt=None
     kept = kept_epoch(clf.history_)  # early stopping keeps its best epoch's weights
     print(f"saved {out} (validation accuracy {kept.val_accuracy:.4f}"
           f"{f', the weights of epoch {kept.epoch}' if kept is not last else ''}"
+          f"{f', and a linear n-gram part at weight {clf.linear_weight_}' if clf.linear_part_ is not None else ''}"
           f"{', training interrupted' if last.interrupted else ''})")
     if getattr(clf, "embedding_coverage_", None) and not clf.progress:  # else fit has printed it
         from ..text.embeddings import format_coverage
