@@ -4,6 +4,7 @@ import csv
 import gzip
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -139,7 +140,7 @@ def test_cli_trains_on_sst2_and_reports_unseen_labels(data_root, tmp_path, capsy
     out = tmp_path / "sst2-model"
     assert main(["-q", "train", "--dataset", "sst2", "--data-dir", str(data_root / "sst2"), "--epochs", "2",
                  "--adversarial", "0", "--out", str(out)]) == 0
-    accuracy = float(capsys.readouterr().out.split("validation accuracy ")[1].split(")")[0])
+    accuracy = float(re.search(r"validation accuracy ([0-9.]+)", capsys.readouterr().out).group(1))
     assert accuracy > 0.65  # dev accuracy, chance 0.51; measured about 0.77
     odd = tmp_path / "odd.csv"
     odd.write_text("label,text\npositive,a joy to watch\nneutral,it exists\nneutral,fine i guess\n")

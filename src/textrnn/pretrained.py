@@ -131,7 +131,7 @@ def save_model_directory(target: str | os.PathLike, model, vectorizer: Vectorize
             config["labels"] = list(labels)
         if linear_part is not None:
             save_arrays(linear_part.to_arrays(), tmp / LINEAR_PART_FILE, metadata={"format": "np"})
-            config["linear_part"] = {"file": LINEAR_PART_FILE, "weight": float(linear_weight), **LINEAR_PART_READS}
+            config["linear_part"] = linear_part_entry(linear_weight)
         _write_json(tmp / CONFIG_FILE, config)
         if trainer_state is not None:
             _write_json(tmp / TRAINER_STATE_FILE, {"format": FORMAT_VERSION, **trainer_state})
@@ -168,6 +168,11 @@ def load_model_directory(directory: str | os.PathLike, device: str = "auto") -> 
     linear_part, linear_weight = read_linear_part(directory, config, len(labels))
     return ModelDirectory(model, vectorizer, labels, tokenizer, trainer_state, config.get("format", 1), linear_part,
                           linear_weight)
+
+
+def linear_part_entry(weight: float) -> dict:
+    """config.json's "linear_part": its file, its weight in the average, and how it reads texts."""
+    return {"file": LINEAR_PART_FILE, "weight": float(weight), **LINEAR_PART_READS}
 
 
 def read_linear_part(directory: Path, config: dict, num_classes: int) -> tuple[NgramLinearModel | None, float]:

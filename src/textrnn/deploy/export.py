@@ -33,8 +33,8 @@ from pathlib import Path
 import torch
 
 from ..errors import TextrnnError
-from ..model_files import CONFIG_FILE as MODEL_CONFIG_FILE, LINEAR_PART_FILE, read_json
-from ..pretrained import TOKENIZER_FILE, load_model_directory, make_shareable
+from ..model_files import LINEAR_PART_FILE
+from ..pretrained import TOKENIZER_FILE, linear_part_entry, load_model_directory, make_shareable
 from ..training.checkpoints import sha256_file
 from ..version import __version__
 from .graph import DeployedClassifier
@@ -88,7 +88,7 @@ def export_onnx(model_dir: str | os.PathLike, out: str | os.PathLike, quantize: 
                   "files": {"fp32": ONNX_FILE, **({"int8": INT8_FILE} if quantize else {})}}
         if loaded.linear_part is not None:
             shutil.copyfile(Path(model_dir) / LINEAR_PART_FILE, tmp / LINEAR_PART_FILE)
-            config["linear_part"] = read_json(Path(model_dir) / MODEL_CONFIG_FILE)["linear_part"]
+            config["linear_part"] = linear_part_entry(loaded.linear_weight)
         trace_to_onnx(loaded.model, tmp / ONNX_FILE)
         graph = onnx.load(tmp / ONNX_FILE)
         metadata = {"textrnn_format": FORMAT, "textrnn_version": __version__, "opset": str(OPSET),

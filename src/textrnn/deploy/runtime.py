@@ -49,7 +49,8 @@ def available_cores() -> int:
 
 
 class OnnxClassifier:
-    """A classifier backed by onnxruntime; `predict`, `predict_proba` and `classes_` as TextClassifier's."""
+    """A classifier backed by onnxruntime; `predict`, `predict_proba`, `classes_`, `linear_part_` and
+    `linear_weight_` as TextClassifier's."""
 
     def __init__(self, directory: str | os.PathLike, quantized: bool = False, batch_size: int = 32,
                  threads: int | None = None):
@@ -102,7 +103,7 @@ class OnnxClassifier:
         self.vectorizer = load_vectorizer(tokenizer_file, tokenizer["type"], max_tokens=tokenizer["max_tokens"])
         self.max_len, self.truncate = tokenizer.get("max_len"), tokenizer.get("truncate", "head")
         # the model's linear n-gram part, averaged with the graph's output as TextClassifier.predict_proba does
-        self.linear_part, self.linear_weight = read_linear_part(self.directory, self.config, len(self.classes_))
+        self.linear_part_, self.linear_weight_ = read_linear_part(self.directory, self.config, len(self.classes_))
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         texts = check_texts(texts)
@@ -123,9 +124,9 @@ class OnnxClassifier:
         else:
             for rows in batches:
                 run(rows)
-        if self.linear_part is not None:
+        if self.linear_part_ is not None:
             network = np.log(np.maximum(out, np.finfo(np.float32).tiny))
-            out = np.exp(average(network, self.linear_part.log_proba(texts), self.linear_weight)).astype(np.float32)
+            out = np.exp(average(network, self.linear_part_.log_proba(texts), self.linear_weight_)).astype(np.float32)
         return out
 
     def predict(self, texts: Sequence[str]) -> list[str]:

@@ -56,8 +56,8 @@ class ServedModel:
                 "architecture": {k: config.get(k) for k in ("cell", "embedding_dim", "hidden_size", "layers",
                                                              "bidirectional", "pooling", "mask", "vocab_size")},
                 "examples": self.examples}
-        weight = getattr(self.classifier, "linear_weight_" if self.runtime == "torch" else "linear_weight", 0.0)
-        info["linear_part"] = {"weight": weight} if weight else None  # NBSVM beside the network, averaged at weight
+        weight = getattr(self.classifier, "linear_weight_", 0.0)  # NBSVM beside the network, averaged at this weight
+        info["linear_part"] = {"weight": weight} if weight else None
         if self.runtime == "torch":
             info["architecture"]["tokenizer"] = self.classifier.tokenizer
             info["architecture"]["parameters"] = self.classifier.parameter_counts["pytorch"]
