@@ -675,13 +675,14 @@ class BaseTextClassifier:
         where the model has one."""
         texts = check_texts(texts)
         log_proba = torch.log_softmax(self.predict_logits(texts, batch_size), dim=1).numpy()
-        if getattr(self, "linear_part_", None) is not None:
+        if self.linear_part_ is not None:
             log_proba = average(log_proba, self.linear_part_.log_proba(texts), self.linear_weight_)
         return log_proba.astype(np.float32, copy=False)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """Class probabilities, (n_texts, n_classes), columns in the order of `classes_`."""
-        if getattr(self, "linear_part_", None) is None:
+        self._check_fitted()
+        if self.linear_part_ is None:
             return torch.softmax(self.predict_logits(texts, batch_size), dim=1).numpy()
         return np.exp(self.predict_log_proba(texts, batch_size))
 
@@ -693,11 +694,11 @@ class BaseTextClassifier:
         """Accuracy on (texts, labels); labels as `fit` took them (names, or integer ids)."""
         self._check_fitted()
         y, _ = encode_labels(labels, self.classes_)
-        if sample_weight is not None or getattr(self, "linear_part_", None) is not None:
-            right = self.predict_log_proba(texts).argmax(1) == y  # scikit-learn's weighted accuracy: the weights'
-            # share of right answers
-            return float(np.average(right, weights=None if sample_weight is None else
-                                    np.asarray(sample_weight, dtype=np.float64)))
+        if sample_weight is not None or self.linear_part_ is not None:
+            # scikit-learn's weighted accuracy (the weights' share of right answers), or the average's accuracy
+            right = self.predict_log_proba(texts).argmax(1) == y
+            weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+            return float(np.average(right, weights=weights))
         return evaluate_loss_accuracy(self.model_, self._corpus(self.vectorizer_, check_texts(texts)), y)[1]
 
     def explain(self, texts: Sequence[str], method: str = "integrated-gradients", target: str | None = None,
@@ -715,21 +716,23 @@ class BaseTextClassifier:
 
         self._check_fitted()
         texts = check_texts(texts)
-        targets = [target] * len(texts)
-        if target is None and getattr(self, "linear_part_", None) is not None:
-            targets = self.predict(texts)  # the average's prediction, which the network's alone may differ from
-        explanations = [explain_one(self.model_, self.vectorizer_, text, list(self.classes_), self.max_len,
-                                    self.truncate, method, text_target, steps)
-                        for text, text_target in zip(texts, targets)]
-        if getattr(self, "linear_part_", None) is not None:  # the model's probabilities are the average's
-            for explanation, row in zip(explanations, self.predict_proba(texts)):
-                explanation.probabilities = {name: float(p) for name, p in zip(self.classes_, row)}
+        if self.linear_part_ is None:
+            return [explain_one(self.model_, self.vectorizer_, text, list(self.classes_), self.max_len,
+                                self.truncate, method, target, steps) for text in texts]
+        # the average's probabilities and prediction, which the network's alone may differ from
+        proba = self.predict_proba(texts)
+        explanations = []
+        for text, row in zip(texts, proba):
+            explanation = explain_one(self.model_, self.vectorizer_, text, list(self.classes_), self.max_len,
+                                      self.truncate, method, target or self.classes_[int(row.argmax())], steps)
+            explanation.probabilities = {name: float(p) for name, p in zip(self.classes_, row)}
+            explanations.append(explanation)
         return explanations
 
     def summary(self, name: str = "textrnn") -> str:
         self._check_fitted()
         text = summary(self.model_, name)
-        part = getattr(self, "linear_part_", None)
+        part = self.linear_part_
         if part is not None:
             text += (f"\nand a linear n-gram part (NBSVM, word 1-3-grams of the whole text): {part.weight.size:,} "
                      f"weights over {len(part.columns):,} hashed n-grams, averaged with the network at weight "
@@ -754,14 +757,13 @@ class BaseTextClassifier:
         if history:
             extra = {HISTORY_FILE: lambda path: write_history_csv(history, path),
                      CURVES_FILE: lambda path: plot_history(history, path)}
-        linear_part = getattr(self, "linear_part_", None)
         trainer_state = {"params": recordable_params(self), "history": history,
                          "run": getattr(self, "run_record_", None)}
         tokenizer = {"type": self.tokenizer, "max_tokens": self.max_tokens, "max_len": self.max_len,
                      "truncate": self.truncate}
         return save_model_directory(directory, self.model_, self.vectorizer_, self.classes_, tokenizer,
-                                    trainer_state, extra, linear_part=linear_part,
-                                    linear_weight=getattr(self, "linear_weight_", 0.0))
+                                    trainer_state, extra, linear_part=self.linear_part_,
+                                    linear_weight=self.linear_weight_)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, device: str = "auto") -> "BaseTextClassifier":

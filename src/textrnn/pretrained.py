@@ -26,8 +26,7 @@ from .data.batching import TRUNCATION
 from .model_files import (CONFIG_FILE, FORMAT_VERSION, LINEAR_PART_FILE, TOKENIZER_FILE, TRAINER_STATE_FILE,
                           WEIGHTS_FILE, check_model_directory, check_model_target)
 from .models import ModelConfig, RNNClassifier
-from .models import ngram_linear
-from .models.ngram_linear import NgramLinearModel
+from .models.ngram_linear import BUCKETS, NGRAM_RANGE, TOKEN_PATTERN, NgramLinearModel
 from .models.language_model import LMConfig, RNNLanguageModel
 from .text import TOKENIZERS, Vectorizer, load_vectorizer
 from .training import resolve_device
@@ -44,8 +43,7 @@ MAX_HEADER_BYTES = 100_000_000  # a safetensors header is JSON names and shapes:
 SAFETENSORS_ITEM_SIZES = {"F32": 4}  # textrnn writes float32 weights only
 # how a linear n-gram part reads texts, recorded in config.json: a part fitted under other settings would read
 # other features
-LINEAR_PART_READS = {"ngram_range": list(ngram_linear.NGRAM_RANGE), "buckets": ngram_linear.BUCKETS,
-                     "token_pattern": ngram_linear.TOKEN_PATTERN}
+LINEAR_PART_READS = {"ngram_range": list(NGRAM_RANGE), "buckets": BUCKETS, "token_pattern": TOKEN_PATTERN}
 
 
 @dataclass

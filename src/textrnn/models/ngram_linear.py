@@ -59,9 +59,8 @@ class NgramLinearModel:
     @classmethod
     def fit(cls, texts: list[str], y: np.ndarray, num_classes: int) -> "NgramLinearModel":
         """Fit on texts and their class ids (every class among them at least once, not every text one class)."""
-        from sklearn.linear_model import LogisticRegression
-
         from scipy.sparse import csr_matrix
+        from sklearn.linear_model import LogisticRegression
 
         hashed = hashed_ngrams(texts)
         columns = np.unique(hashed.indices).astype(np.int64)
