@@ -28,7 +28,8 @@ a random 10 % shares their movies, and the file keeps a movie's reviews of one l
 * textrnn: `TextClassifier(**recipe)` (the default recipe unless --set changes it) fitted on the training part
   with the validation split as its validation data, once per seed, scored on the test file. The time is fit's
   (its linear n-gram part's included). The line per dataset also gives the part's weight by seed (0: not kept)
-  and the cross-fitted validation accuracy of the average it was judged by.
+  and the average's validation accuracy cross-fitted (its weight chosen on one half of the split, the other half
+  scored, both ways).
 * With --keras (the `keras` extra), the lesson's BiLSTM as Keras users run it at their best: its layers
   (Embedding(20000, 128, mask_zero) -> Bidirectional(LSTM(64)) x 2 -> Dense, softmax), Adam, batch 16 as in the
   lesson, but `TextVectorization` adapted on all the training texts (the lesson's 2,000 titles are its own
@@ -379,8 +380,8 @@ def mean_sd(values) -> str:
 
 
 def linear_part_text(parts: list[dict | None]) -> str:
-    """textrnn's linear n-gram part over the seeds: its weights (0: not kept) and the cross-fitted validation
-    accuracy of the average it was judged by."""
+    """textrnn's linear n-gram part over the seeds: its weights (0: not kept) and the average's cross-fitted
+    validation accuracy."""
     if not any(parts):
         return ""
     weights = [part["weight"] if part else 0.0 for part in parts]

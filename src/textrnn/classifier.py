@@ -90,9 +90,9 @@ class BaseTextClassifier:
         the bag is held fixed, as part of the text's context.
     linear_part: a second model beside the network, averaged with it: NBSVM's linear model of the whole text's word
         1-3-grams (hashed; `models.ngram_linear`), fitted on the training texts after the network, its
-        log-probabilities averaged with the network's at a weight w. "auto" (the default): fitted, and kept only
-        where the average beats the network alone on the validation texts, cross-fitted over their two halves,
-        at the w best on all of them (it pays on long documents: IMDB; not on short ones: bench/README.md); a
+        log-probabilities averaged with the network's at a weight w. "auto" (the default): fitted, w chosen among
+        0, 0.1, ..., 1 as the one whose average has the lowest log-loss on the validation texts, and kept where
+        that w is above 0 (`ngram_linear.choose_weight`; bench/README.md has what it chose on each dataset); a
         number in (0, 1]: always kept, at that w; None or 0: never (the lesson's presets). `predict`,
         `predict_proba`, `score`, exports and servers use the average; `predict_logits` and explanations are
         the network's alone.
@@ -544,11 +544,12 @@ class BaseTextClassifier:
 
     @staticmethod
     def _linear_part_line(report: dict) -> str:
-        if "averaged_accuracy_cross_fitted" not in report:
+        if "averaged_log_loss" not in report:
             return f"linear n-gram part: kept at weight {report['weight']} ({report['seconds']:.0f} s)"
-        verdict = f"kept at weight {report['weight']}" if report["weight"] else "not kept"
-        return (f"linear n-gram part: validation accuracy {report['network_accuracy']:.4f} for the network, "
-                f"{report['averaged_accuracy_cross_fitted']:.4f} averaged with the part (cross-fitted), "
+        verdict = f"kept at weight {report['weight']}" if report["weight"] else "not kept (the network alone is best)"
+        return (f"linear n-gram part: validation log-loss {report['network_log_loss']:.4f} for the network, "
+                f"{report['averaged_log_loss']:.4f} averaged with the part; accuracy {report['network_accuracy']:.4f}"
+                f" for the network, {report['averaged_accuracy_cross_fitted']:.4f} averaged (cross-fitted), "
                 f"{report['linear_accuracy']:.4f} for the part alone: {verdict} ({report['seconds']:.0f} s)")
 
     def _hold_out(self, texts: list[str], y: np.ndarray):

@@ -1,0 +1,130 @@
+"""How should a classifier weigh its linear n-gram part? Rules for the weight, compared on validation.
+
+    python bench/linear_weight.py                      # ag_news_mini, sst2 and bbc-news, seeds 0-5
+    python bench/linear_weight.py --datasets sst2 --seeds 2 --test
+
+For each dataset and seed: the recipe's network alone (`linear_part=None`) and the recipe's linear part
+(`textrnn.models.ngram_linear.NgramLinearModel`, fitted on the leaderboard's training part as `fit` fits it), both
+scored on the validation split; then each rule chooses the part's weight in the average, w among 0, 0.1, ..., 1:
+
+- accuracy: the rule before 6 December 2026's last session: the w of the best validation accuracy, kept only where
+  the average's accuracy cross-fitted over the split's two halves beats the network alone;
+- log-loss: the w of the lowest validation log-loss;
+- log-loss at the best temperature: the same, each average's scores divided by the temperature that makes its
+  log-loss lowest (`ngram_linear.choose_weight`, the recipe's rule since).
+
+A rule is judged as it would be used, on texts it did not choose on: it chooses on one random half of the
+validation split and the other half is scored (accuracy, and the log-loss of the average's probabilities as
+predictions give them, untempered), then the other way round; 20 random halvings, averaged. With --test it also
+prints the test accuracy of the w each rule chose on the whole split, for the record; nothing is chosen by it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import numpy as np
+
+from leaderboard import load  # bench/ is the script's own directory, first on sys.path
+
+WEIGHTS = np.round(np.linspace(0.0, 1.0, 11), 1)
+HALVINGS = 20
+
+
+def averaged(network: np.ndarray, linear: np.ndarray, weight: float) -> np.ndarray:
+    from textrnn.models.ngram_linear import average
+
+    return average(network, linear, weight)
+
+
+def accuracy(network, linear, y, weight, rows) -> float:
+    return float((averaged(network[rows], linear[rows], weight).argmax(1) == y[rows]).mean())
+
+
+def log_loss(network, linear, y, weight, rows) -> float:
+    log_proba = averaged(network[rows], linear[rows], weight)
+    return float(-log_proba[np.arange(len(log_proba)), y[rows]].mean())
+
+
+def by_accuracy(network, linear, y, rows) -> float:
+    rows = np.arange(len(y))[rows]
+    best = lambda chosen: max(WEIGHTS, key=lambda w: (accuracy(network, linear, y, w, chosen), -w))  # noqa: E731
+    half = np.random.default_rng(0).random(len(rows)) < 0.5
+    one, other = rows[half], rows[~half]
+    cross_fitted = (accuracy(network, linear, y, best(one), other) * len(other) +
+                    accuracy(network, linear, y, best(other), one) * len(one)) / len(rows)
+    return best(rows) if cross_fitted > accuracy(network, linear, y, 0.0, rows) else 0.0
+
+
+def by_log_loss(network, linear, y, rows) -> float:
+    return min(WEIGHTS, key=lambda w: (log_loss(network, linear, y, w, rows), w))
+
+
+def by_tempered_log_loss(network, linear, y, rows) -> float:
+    from textrnn.models.ngram_linear import _best_weight
+
+    return _best_weight(network, linear, y, rows)
+
+
+RULES = {"network alone": lambda network, linear, y, rows: 0.0, "accuracy (the rule before)": by_accuracy,
+         "log-loss": by_log_loss, "log-loss at the best temperature (the recipe's)": by_tempered_log_loss}
+
+
+def judged(rule, network, linear, y) -> tuple[float, float]:
+    """(accuracy, log-loss) of the rule on held-out halves of the validation split, over HALVINGS halvings."""
+    accuracies, losses = [], []
+    for k in range(HALVINGS):
+        half = np.random.default_rng(100 + k).random(len(y)) < 0.5
+        one, other = np.flatnonzero(half), np.flatnonzero(~half)
+        right = loss = 0.0
+        for choose, score in ((one, other), (other, one)):
+            weight = rule(network, linear, y, choose)
+            right += accuracy(network, linear, y, weight, score) * len(score)
+            loss += log_loss(network, linear, y, weight, score) * len(score)
+        accuracies.append(right / len(y))
+        losses.append(loss / len(y))
+    return statistics.mean(accuracies), statistics.mean(losses)
+
+
+def main() -> None:
+    from textrnn import TextClassifier
+    from textrnn.models.ngram_linear import NgramLinearModel
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", nargs="+", default=["ag_news_mini", "sst2", "bbc-news"])
+    parser.add_argument("--seeds", type=int, default=6)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--test", action="store_true", help="also print test accuracy (chooses nothing)")
+    args = parser.parse_args()
+    for name in args.datasets:
+        (train_x, train_y), (val_x, val_y), (test_x, test_y), _, _ = load(name)
+        classes = sorted(set(train_y))  # TextClassifier's class order
+        ids = lambda labels: np.array([classes.index(label) for label in labels])  # noqa: E731
+        val_ids, test_ids = ids(val_y), ids(test_y)
+        part = NgramLinearModel.fit(train_x, ids(train_y), len(classes))
+        linear_val, linear_test = part.log_proba(val_x), part.log_proba(test_x)
+        results = {rule: [] for rule in RULES}
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            clf = TextClassifier(seed=seed, linear_part=None, progress=False).fit(train_x, train_y,
+                                                                                 validation_data=(val_x, val_y))
+            assert list(clf.classes_) == classes
+            network_val = np.log(clf.predict_proba(val_x) + 1e-12)
+            network_test = np.log(clf.predict_proba(test_x) + 1e-12)
+            for rule_name, rule in RULES.items():
+                weight = rule(network_val, linear_val, val_ids, slice(None))
+                test = accuracy(network_test, linear_test, test_ids, weight, slice(None))
+                results[rule_name].append((*judged(rule, network_val, linear_val, val_ids), weight, test))
+        print(f"{name}: the part alone {accuracy(linear_val, linear_val, val_ids, 0.0, slice(None)):.4f} on "
+              f"validation; seeds {args.first_seed}-{args.first_seed + args.seeds - 1}; validation judged on "
+              "held-out halves")
+        print(f"  {'rule':<50} {'accuracy':>8} {'log-loss':>8}  {'test' if args.test else '':>6}  weights chosen")
+        for rule_name, rows in results.items():
+            rows = np.array(rows)
+            test = f"{rows[:, 3].mean():.4f}" if args.test else ""
+            print(f"  {rule_name:<50} {rows[:, 0].mean():8.4f} {rows[:, 1].mean():8.4f}  {test:>6}  "
+                  f"{', '.join(f'{w:g}' for w in rows[:, 2])}")
+
+
+if __name__ == "__main__":
+    main()
