@@ -136,7 +136,8 @@ def test_auto_chooses_on_the_validation_texts(sst2):
             validation_data=(sst2.validation.texts(), sst2.labels_of(sst2.validation)))
     report = clf.run_record_["linear_part"]
     assert report["network_accuracy"] == pytest.approx(clf.history_[-1].val_accuracy)
-    # a one-epoch 8-unit network (about 0.70 on validation) gains from NBSVM's 0.80: measured cross-fitted 0.79
+    # a one-epoch 8-unit network (0.763 on validation) gains from NBSVM's 0.800: measured log-loss 0.495 -> 0.441 at
+    # weight 0.7, cross-fitted accuracy 0.798
     assert report["averaged_log_loss"] < report["network_log_loss"]
     assert report["averaged_accuracy_cross_fitted"] > report["network_accuracy"]
     assert clf.linear_weight_ == report["weight"] > 0 and clf.linear_part_ is not None
