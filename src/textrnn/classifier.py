@@ -547,9 +547,10 @@ class BaseTextClassifier:
         if "averaged_log_loss" not in report:
             return f"linear n-gram part: kept at weight {report['weight']} ({report['seconds']:.0f} s)"
         verdict = f"kept at weight {report['weight']}" if report["weight"] else "not kept (the network alone is best)"
-        return (f"linear n-gram part: validation log-loss {report['network_log_loss']:.4f} for the network, "
-                f"{report['averaged_log_loss']:.4f} averaged with the part; accuracy {report['network_accuracy']:.4f}"
-                f" for the network, {report['averaged_accuracy_cross_fitted']:.4f} averaged (cross-fitted), "
+        return (f"linear n-gram part: validation log-loss (each at its best temperature) "
+                f"{report['network_log_loss']:.4f} for the network, {report['averaged_log_loss']:.4f} averaged with "
+                f"the part; accuracy {report['network_accuracy']:.4f} for the network, "
+                f"{report['averaged_accuracy_cross_fitted']:.4f} averaged (cross-fitted), "
                 f"{report['linear_accuracy']:.4f} for the part alone: {verdict} ({report['seconds']:.0f} s)")
 
     def _hold_out(self, texts: list[str], y: np.ndarray):

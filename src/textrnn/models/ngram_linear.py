@@ -137,7 +137,7 @@ def _accuracy(weight: float, network: np.ndarray, linear: np.ndarray, y: np.ndar
     return float(((weight * linear[rows] + (1.0 - weight) * network[rows]).argmax(1) == y[rows]).mean())
 
 
-def _log_loss(weight: float, network: np.ndarray, linear: np.ndarray, y: np.ndarray, rows) -> float:
+def _tempered_log_loss(weight: float, network: np.ndarray, linear: np.ndarray, y: np.ndarray, rows) -> float:
     """The average's mean negative log-probability of the true classes of `rows`, its scores divided by the
     temperature (between 0.05 and 20) that makes it lowest. The temperature never changes a prediction, only how
     sure the average is; fitting it leaves the weight to say what the part knows, not how much its noise softens
@@ -155,15 +155,15 @@ def _log_loss(weight: float, network: np.ndarray, linear: np.ndarray, y: np.ndar
 
 def _best_weight(network: np.ndarray, linear: np.ndarray, y: np.ndarray, rows) -> float:
     """The weight whose average has the lowest log-loss on `rows`; the smaller on ties (0: the network alone)."""
-    return min(WEIGHTS, key=lambda w: (_log_loss(w, network, linear, y, rows), w))
+    return min(WEIGHTS, key=lambda w: (_tempered_log_loss(w, network, linear, y, rows), w))
 
 
 def choose_weight(network: np.ndarray, linear: np.ndarray, y: np.ndarray) -> tuple[float, dict]:
     """(weight, report): the weight of the linear part in the average, 0 where averaging does not pay.
 
-    The weight is the one whose average has the lowest log-loss on the validation texts (each average at its best
-    temperature, `_log_loss`), 0 (the network alone) among the choices. Log-loss and not accuracy: on a few
-    hundred validation texts that a model gets 98 % right, accuracy moves by whole texts and ties across most
+    The weight is the one whose average has the lowest log-loss on the validation texts (each average at its
+    best temperature, `_tempered_log_loss`), 0 (the network alone) among the choices. Log-loss and not accuracy: on
+    a few hundred validation texts that a model gets 98 % right, accuracy moves by whole texts and ties across most
     weights, while the log-probabilities of every text say how much each model knew. Measured with the recipe on
     the three tuning sets, seeds 0-5 (bench/README.md, "choosing the linear part's weight"): with the weight
     chosen on one half of a validation split, the other half's log-loss against the network alone's fell on sst2
@@ -176,7 +176,7 @@ def choose_weight(network: np.ndarray, linear: np.ndarray, y: np.ndarray) -> tup
     everything = slice(None)
     report = {"network_accuracy": _accuracy(0.0, network, linear, y, everything),
               "linear_accuracy": _accuracy(1.0, network, linear, y, everything),
-              "network_log_loss": _log_loss(0.0, network, linear, y, everything)}
+              "network_log_loss": _tempered_log_loss(0.0, network, linear, y, everything)}
     if len(y) < MIN_VALIDATION:
         return 0.0, {**report, "weight": 0.0, "why": f"fewer than {MIN_VALIDATION} validation texts"}
     half = np.random.default_rng(0).random(len(y)) < 0.5
@@ -184,6 +184,7 @@ def choose_weight(network: np.ndarray, linear: np.ndarray, y: np.ndarray) -> tup
     for choose, score in ((half, ~half), (~half, half)):
         right += _accuracy(_best_weight(network, linear, y, choose), network, linear, y, score) * score.sum()
     weight = _best_weight(network, linear, y, everything)
-    return weight, {**report, "weight": weight, "averaged_log_loss": _log_loss(weight, network, linear, y, everything),
+    return weight, {**report, "weight": weight,
+                    "averaged_log_loss": _tempered_log_loss(weight, network, linear, y, everything),
                     "averaged_accuracy": _accuracy(weight, network, linear, y, everything),
                     "averaged_accuracy_cross_fitted": float(right / len(y))}
