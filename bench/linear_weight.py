@@ -39,7 +39,9 @@ def averaged(network: np.ndarray, linear: np.ndarray, weight: float) -> np.ndarr
 
 
 def accuracy(network, linear, y, weight, rows) -> float:
-    return float((averaged(network[rows], linear[rows], weight).argmax(1) == y[rows]).mean())
+    from textrnn.models.ngram_linear import _accuracy
+
+    return _accuracy(weight, network, linear, y, rows)
 
 
 def log_loss(network, linear, y, weight, rows) -> float:

@@ -186,5 +186,4 @@ def choose_weight(network: np.ndarray, linear: np.ndarray, y: np.ndarray) -> tup
     weight = _best_weight(network, linear, y, everything)
     return weight, {**report, "weight": weight,
                     "averaged_log_loss": _tempered_log_loss(weight, network, linear, y, everything),
-                    "averaged_accuracy": _accuracy(weight, network, linear, y, everything),
                     "averaged_accuracy_cross_fitted": float(right / len(y))}

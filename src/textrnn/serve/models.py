@@ -56,7 +56,8 @@ class ServedModel:
                 "architecture": {k: config.get(k) for k in ("cell", "embedding_dim", "hidden_size", "layers",
                                                              "bidirectional", "pooling", "mask", "vocab_size")},
                 "examples": self.examples}
-        weight = getattr(self.classifier, "linear_weight_", 0.0)  # NBSVM beside the network, averaged at this weight
+        # NBSVM beside the network, averaged at this weight (TextClassifier and OnnxClassifier both hold it)
+        weight = self.classifier.linear_weight_
         info["linear_part"] = {"weight": weight} if weight else None
         if self.runtime == "torch":
             info["architecture"]["tokenizer"] = self.classifier.tokenizer
