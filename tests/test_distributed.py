@@ -94,6 +94,24 @@ def test_a_distributed_run_refuses_what_it_cannot_do():
     check_supported(TrainConfig(gradual_unfreezing=True), torch.device("cpu"), World())  # one process: fine
 
 
+def test_a_rank_ends_with_its_status_and_its_output_flushed_without_the_teardown(tmp_path):
+    # what `python -m textrnn` does last in a process that joined a group: gloo's threads crashed the teardown
+    script = tmp_path / "rank.py"
+    script.write_text(
+        "import atexit, sys\n"
+        "import torch.distributed as dist\n"
+        "from textrnn.training.distributed import end_process\n"
+        "end_process(5)  # no group yet: returns\n"
+        f"dist.init_process_group('gloo', init_method='file://{tmp_path / 'store'}', rank=0, world_size=1)\n"
+        "atexit.register(print, 'the teardown ran')\n"
+        "print('trained', end='')\n"
+        "sys.stderr.write('saved')\n"
+        "end_process(3)\n"
+        "print('after the end')\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert (run.returncode, run.stdout, run.stderr) == (3, "trained", "saved")
+
+
 # -- exactness ----------------------------------------------------------------------------------------------------
 # the default path by default; dense Adam's all-reduce (and the GRU) under -m slow
 @pytest.mark.parametrize("cell, optimizer", [("lstm", "fast-adam"),

@@ -23,6 +23,7 @@ import atexit
 import datetime
 import logging
 import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,8 +87,9 @@ def setup(device: torch.device) -> tuple[World, torch.device]:
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend, timeout=COLLECTIVE_TIMEOUT)
-        # Leave the group before the interpreter tears itself down: gloo's threads, destroyed while still running
-        # at exit, now and then aborted a rank that had finished ("terminate called without an active exception").
+        # Leave the group before the interpreter tears itself down, for scripts that call the Python API under
+        # torchrun; that makes gloo's abort at exit rarer, not impossible (`end_process`, which `python -m textrnn`
+        # ends its processes with, skips the teardown instead).
         atexit.register(_leave_process_group)
         log.info("rank %d of %d joined the %s process group", world.rank, world.size, backend)
     return current_world(), device
@@ -96,6 +98,25 @@ def setup(device: torch.device) -> tuple[World, torch.device]:
 def _leave_process_group() -> None:
     if dist.is_initialized():  # the caller may have left it already
         dist.destroy_process_group()
+
+
+def end_process(status: int) -> None:
+    """End this process with `status` at once where it has joined a process group (return otherwise): its
+    output flushed, without the interpreter's teardown.
+
+    Teardown is where a finished rank crashed now and then: a gloo worker thread still releasing the tensors of the
+    last collective waits for the GIL, the interpreter, finalizing, ends that thread, and the C++ runtime aborts
+    ("terminate called without an active exception", pytorch/pytorch#190489); a rank whose peer had died could
+    also crash there on the broken connections. Everything the run keeps is written and closed before this."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away, a stream already closed: nothing left to say
+            pass
+    os._exit(status)
 
 
 def default_threads(local_size: int) -> int:
