@@ -2,6 +2,7 @@
 
     python bench/linear_weight.py                      # ag_news_mini, sst2 and bbc-news, seeds 0-5
     python bench/linear_weight.py --datasets sst2 --seeds 2 --test
+    python bench/linear_weight.py --refit             # also: the kept part fitted again with the chosen half
 
 For each dataset and seed: the recipe's network alone (`linear_part=None`) and the recipe's linear part
 (`textrnn.models.ngram_linear.NgramLinearModel`, fitted on the leaderboard's training part as `fit` fits it), both
@@ -17,6 +18,10 @@ A rule is judged as it would be used, on texts it did not choose on: it chooses 
 validation split and the other half is scored (accuracy, and the log-loss of the average's probabilities as
 predictions give them, untempered), then the other way round; 20 random halvings, averaged. With --test it also
 prints the test accuracy of the w each rule chose on the whole split, for the record; nothing is chosen by it.
+
+With --refit, one more row: the recipe's rule with the part it keeps fitted again on the training texts and the
+half the weight was chosen on (what `fit` does with the whole validation split since 6 December 2026), scored on
+the other half; and the part alone both ways. It fits the part twice per halving (40 fits a dataset).
 """
 
 from __future__ import annotations
@@ -89,6 +94,35 @@ def judged(rule, network, linear, y) -> tuple[float, float]:
     return statistics.mean(accuracies), statistics.mean(losses)
 
 
+def judged_refit(network, linear, y, refits) -> tuple[float, float]:
+    """`judged` for the recipe's rule with the part fitted again on the chosen half: `refits` holds, per halving
+    and direction, the scored rows and the log-probabilities the refitted part gives them."""
+    from textrnn.models.ngram_linear import _best_weight
+
+    right = loss = 0.0
+    for choose, score, refitted in refits:
+        weight = _best_weight(network, linear, y, choose)
+        right += accuracy(network[score], refitted, y[score], weight, slice(None)) * len(score)
+        loss += log_loss(network[score], refitted, y[score], weight, slice(None)) * len(score)
+    return right / (len(y) * HALVINGS), loss / (len(y) * HALVINGS)
+
+
+def refitted_parts(train_x, train_ids, val_x, val_ids, classes: int) -> list:
+    """For each halving of `judged` and each direction: (chosen rows, scored rows, the log-probabilities of the
+    scored rows under a part fitted on the training texts and the chosen rows)."""
+    from textrnn.models.ngram_linear import NgramLinearModel
+
+    out = []
+    for k in range(HALVINGS):
+        half = np.random.default_rng(100 + k).random(len(val_ids)) < 0.5
+        one, other = np.flatnonzero(half), np.flatnonzero(~half)
+        for choose, score in ((one, other), (other, one)):
+            part = NgramLinearModel.fit(list(train_x) + [val_x[i] for i in choose],
+                                        np.concatenate([train_ids, val_ids[choose]]), classes)
+            out.append((choose, score, part.log_proba([val_x[i] for i in score])))
+    return out
+
+
 def main() -> None:
     from textrnn import TextClassifier
     from textrnn.models.ngram_linear import NgramLinearModel
@@ -98,6 +132,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=6)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--test", action="store_true", help="also print test accuracy (chooses nothing)")
+    parser.add_argument("--refit", action="store_true", help="also judge the part fitted again with the chosen half")
     args = parser.parse_args()
     for name in args.datasets:
         (train_x, train_y), (val_x, val_y), (test_x, test_y), _, _ = load(name)
@@ -106,7 +141,9 @@ def main() -> None:
         val_ids, test_ids = ids(val_y), ids(test_y)
         part = NgramLinearModel.fit(train_x, ids(train_y), len(classes))
         linear_val, linear_test = part.log_proba(val_x), part.log_proba(test_x)
+        refits = refitted_parts(train_x, ids(train_y), val_x, val_ids, len(classes)) if args.refit else []
         results = {rule: [] for rule in RULES}
+        refit_results = []
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             clf = TextClassifier(seed=seed, linear_part=None, progress=False).fit(train_x, train_y,
                                                                                  validation_data=(val_x, val_y))
@@ -117,6 +154,8 @@ def main() -> None:
                 weight = rule(network_val, linear_val, val_ids, slice(None))
                 test = accuracy(network_test, linear_test, test_ids, weight, slice(None))
                 results[rule_name].append((*judged(rule, network_val, linear_val, val_ids), weight, test))
+            if refits:
+                refit_results.append(judged_refit(network_val, linear_val, val_ids, refits))
         print(f"{name}: the part alone {accuracy(linear_val, linear_val, val_ids, 0.0, slice(None)):.4f} on "
               f"validation; seeds {args.first_seed}-{args.first_seed + args.seeds - 1}; validation judged on "
               "held-out halves")
@@ -126,6 +165,14 @@ def main() -> None:
             test = f"{rows[:, 3].mean():.4f}" if args.test else ""
             print(f"  {rule_name:<50} {rows[:, 0].mean():8.4f} {rows[:, 1].mean():8.4f}  {test:>6}  "
                   f"{', '.join(f'{w:g}' for w in rows[:, 2])}")
+        if refits:
+            rows = np.array(refit_results)
+            label = "the recipe's rule, the part fitted again"
+            print(f"  {label:<50} {rows[:, 0].mean():8.4f} {rows[:, 1].mean():8.4f}")
+            alone = [(accuracy(linear_val[score], linear_val[score], val_ids[score], 0.0, slice(None)),
+                      accuracy(refitted, refitted, val_ids[score], 0.0, slice(None))) for _, score, refitted in refits]
+            print(f"  the part alone on the scored halves: {np.mean([a for a, _ in alone]):.4f} fitted on the training "
+                  f"texts, {np.mean([b for _, b in alone]):.4f} fitted again with the chosen half")
 
 
 if __name__ == "__main__":

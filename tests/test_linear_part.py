@@ -1,5 +1,6 @@
 """The linear n-gram part (NBSVM over hashed word 1-3-grams of the whole text): accurate on its own, averaged with
-the network at the weight of lowest validation log-loss, and carried through save, load, ONNX export and the CLI."""
+the network at the weight of lowest validation log-loss, fitted again with the validation texts once kept, and
+carried through save, load, ONNX export and the CLI."""
 
 import json
 
@@ -141,6 +142,16 @@ def test_auto_chooses_on_the_validation_texts(sst2):
     assert report["averaged_log_loss"] < report["network_log_loss"]
     assert report["averaged_accuracy_cross_fitted"] > report["network_accuracy"]
     assert clf.linear_weight_ == report["weight"] > 0 and clf.linear_part_ is not None
+    # the weight was chosen with a part fitted on the training texts alone; the part kept is fitted again on the
+    # training and validation texts together, and the run record keeps the held-out figures
+    ids = lambda split: np.array([list(clf.classes_).index(label) for label in sst2.labels_of(split)])  # noqa: E731
+    alone = NgramLinearModel.fit(sst2.train.texts(), ids(sst2.train), 2)
+    held_out = np.mean(alone.log_proba(sst2.validation.texts()).argmax(1) == ids(sst2.validation))
+    assert report["linear_accuracy"] == pytest.approx(held_out)
+    both = NgramLinearModel.fit(sst2.train.texts() + sst2.validation.texts(),
+                                np.concatenate([ids(sst2.train), ids(sst2.validation)]), 2)
+    assert report["fitted_on"] == "training and validation texts" and len(both.columns) > len(alone.columns)
+    assert np.array_equal(clf.linear_part_.columns, both.columns) and np.allclose(clf.linear_part_.weight, both.weight)
 
 
 def test_off_and_the_lesson_presets_train_the_network_alone(ag_news_mini, tmp_path):

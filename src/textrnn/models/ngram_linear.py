@@ -11,7 +11,8 @@ On long reviews it is the stronger of the two models: on IMDB it scored 0.916 wh
 0.898; on short texts it is the weaker. Averaged with the network's log-probabilities (`average`) it lowered the
 validation log-loss on most datasets all the same, the two models' errors being their own (bench/README.md,
 "choosing the linear part's weight"). A classifier chooses the part's weight on its validation texts
-(`choose_weight`), and keeps the part where that weight is above 0.
+(`choose_weight`), and keeps the part where that weight is above 0, fitted again on the training and validation
+texts together.
 """
 
 from __future__ import annotations
