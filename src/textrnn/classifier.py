@@ -522,7 +522,8 @@ class BaseTextClassifier:
     def _fit_linear_part(self, texts: list[str], y: np.ndarray, num_classes: int, model: RNNClassifier,
                          val_texts: list[str] | None, validation) -> tuple[NgramLinearModel | None, float, dict]:
         """(the part or None, its weight, what happened for the run record): `linear_part` (see the class doc)
-        fitted on the training texts after `model`, kept at a fixed weight or where the validation texts choose."""
+        fitted on the training texts after `model`, kept at a fixed weight or where the validation texts choose,
+        and a part that is kept fitted on the training and validation texts together."""
         if len(np.unique(y)) < num_classes:
             log.warning("some class has no training text: no linear n-gram part is fitted")
             return None, 0.0, {"weight": 0.0, "why": "a class without training texts"}
@@ -538,21 +539,18 @@ class BaseTextClassifier:
             weight, report = choose_weight(network, part.log_proba(val_texts), val_y)
         else:
             weight, report = float(self.linear_part), {"weight": float(self.linear_part)}
-        if weight > 0 and validation is not None:
+        if weight > 0:
             # Once its weight is chosen the part learns from the validation texts too, as GridSearchCV refits on
             # all the data: judged on held-out halves of the tuning sets' validation splits, a part refitted on
             # the training texts and the other half lifted sst2's average with the network (+0.10 points, 0.96
             # for the part alone) and left ag_news_mini's and bbc-news's level (`bench/linear_weight.py --refit`).
             # The weight stays the one the part fitted on the training texts alone earned.
+            if validation is not None:
+                texts, y = list(texts) + list(val_texts), np.concatenate([y, validation[1]])
+            report["fitted_on"] = "training and validation texts" if validation is not None else "training texts"
             if self.progress:
-                print(f"fitting the linear n-gram part on the {len(texts) + len(val_texts):,} training and "
-                      "validation texts...", file=sys.stderr)
-            part = NgramLinearModel.fit(list(texts) + list(val_texts), np.concatenate([y, validation[1]]),
-                                        num_classes)
-            report["fitted_on"] = "training and validation texts"
-        elif weight > 0:
+                print(f"fitting the linear n-gram part on the {len(texts):,} {report['fitted_on']}...", file=sys.stderr)
             part = NgramLinearModel.fit(texts, y, num_classes)
-            report["fitted_on"] = "training texts"
         report["seconds"] = round(time.perf_counter() - start, 2)
         if self.progress:
             print(self._linear_part_line(report), file=sys.stderr)
@@ -562,7 +560,7 @@ class BaseTextClassifier:
     def _linear_part_line(report: dict) -> str:
         if "averaged_log_loss" not in report:
             return (f"linear n-gram part: kept at weight {report['weight']}, fitted on the {report['fitted_on']} "
-                f"({report['seconds']:.0f} s)")
+                    f"({report['seconds']:.0f} s)")
         verdict = (f"kept at weight {report['weight']}, fitted again on the {report['fitted_on']}" if report["weight"]
                    else "not kept (the network alone is best)")
         return (f"linear n-gram part: validation log-loss (each at its best temperature) "
