@@ -78,14 +78,21 @@ RULES = {"network alone": lambda network, linear, y, rows: 0.0, "accuracy (the r
          "log-loss": by_log_loss, "log-loss at the best temperature (the recipe's)": by_tempered_log_loss}
 
 
+def halvings(rows: int):
+    """HALVINGS random halvings of `rows` validation texts, each both ways: (rows chosen on, rows scored) pairs,
+    the same on every call."""
+    for k in range(HALVINGS):
+        half = np.random.default_rng(100 + k).random(rows) < 0.5
+        one, other = np.flatnonzero(half), np.flatnonzero(~half)
+        yield (one, other), (other, one)
+
+
 def judged(rule, network, linear, y) -> tuple[float, float]:
     """(accuracy, log-loss) of the rule on held-out halves of the validation split, over HALVINGS halvings."""
     accuracies, losses = [], []
-    for k in range(HALVINGS):
-        half = np.random.default_rng(100 + k).random(len(y)) < 0.5
-        one, other = np.flatnonzero(half), np.flatnonzero(~half)
+    for both_ways in halvings(len(y)):
         right = loss = 0.0
-        for choose, score in ((one, other), (other, one)):
+        for choose, score in both_ways:
             weight = rule(network, linear, y, choose)
             right += accuracy(network, linear, y, weight, score) * len(score)
             loss += log_loss(network, linear, y, weight, score) * len(score)
@@ -113,10 +120,8 @@ def refitted_parts(train_x, train_ids, val_x, val_ids, classes: int) -> list:
     from textrnn.models.ngram_linear import NgramLinearModel
 
     out = []
-    for k in range(HALVINGS):
-        half = np.random.default_rng(100 + k).random(len(val_ids)) < 0.5
-        one, other = np.flatnonzero(half), np.flatnonzero(~half)
-        for choose, score in ((one, other), (other, one)):
+    for both_ways in halvings(len(val_ids)):
+        for choose, score in both_ways:
             part = NgramLinearModel.fit(list(train_x) + [val_x[i] for i in choose],
                                         np.concatenate([train_ids, val_ids[choose]]), classes)
             out.append((choose, score, part.log_proba([val_x[i] for i in score])))
@@ -138,10 +143,10 @@ def main() -> None:
         (train_x, train_y), (val_x, val_y), (test_x, test_y), _, _ = load(name)
         classes = sorted(set(train_y))  # TextClassifier's class order
         ids = lambda labels: np.array([classes.index(label) for label in labels])  # noqa: E731
-        val_ids, test_ids = ids(val_y), ids(test_y)
-        part = NgramLinearModel.fit(train_x, ids(train_y), len(classes))
+        train_ids, val_ids, test_ids = ids(train_y), ids(val_y), ids(test_y)
+        part = NgramLinearModel.fit(train_x, train_ids, len(classes))
         linear_val, linear_test = part.log_proba(val_x), part.log_proba(test_x)
-        refits = refitted_parts(train_x, ids(train_y), val_x, val_ids, len(classes)) if args.refit else []
+        refits = refitted_parts(train_x, train_ids, val_x, val_ids, len(classes)) if args.refit else []
         results = {rule: [] for rule in RULES}
         refit_results = []
         for seed in range(args.first_seed, args.first_seed + args.seeds):
