@@ -3,6 +3,7 @@
     python bench/linear_weight.py                      # ag_news_mini, sst2 and bbc-news, seeds 0-5
     python bench/linear_weight.py --datasets sst2 --seeds 2 --test
     python bench/linear_weight.py --refit             # also: the kept part fitted again with the chosen half
+    python bench/linear_weight.py --refit --set ngrams=0   # the same with another network beside the part
 
 For each dataset and seed: the recipe's network alone (`linear_part=None`) and the recipe's linear part
 (`textrnn.models.ngram_linear.NgramLinearModel`, fitted on the leaderboard's training part as `fit` fits it), both
@@ -22,6 +23,10 @@ prints the test accuracy of the w each rule chose on the whole split, for the re
 With --refit, one more row: the recipe's rule with the part it keeps fitted again on the training texts and the
 half the weight was chosen on (what `fit` does with the whole validation split since 6 December 2026), scored on
 the other half; and the part alone both ways. It fits the part twice per halving (40 fits a dataset).
+
+With --set NAME=VALUE (as the leaderboard's), the network is the recipe's with that change: a change to the network
+is then judged by what the average of it and the part does on held-out halves, which the leaderboard cannot show
+(there the part is fitted again on the whole validation split).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import statistics
 
 import numpy as np
 
-from leaderboard import load  # bench/ is the script's own directory, first on sys.path
+from leaderboard import load, parse_value  # bench/ is the script's own directory, first on sys.path
 
 WEIGHTS = np.round(np.linspace(0.0, 1.0, 11), 1)
 HALVINGS = 20
@@ -138,7 +143,12 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--test", action="store_true", help="also print test accuracy (chooses nothing)")
     parser.add_argument("--refit", action="store_true", help="also judge the part fitted again with the chosen half")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="the network with this TextClassifier setting changed (repeatable)")
     args = parser.parse_args()
+    change = {name: parse_value(value) for name, value in (item.split("=", 1) for item in args.set)}
+    if change:
+        print(f"the network: the recipe's with {change}")
     for name in args.datasets:
         (train_x, train_y), (val_x, val_y), (test_x, test_y), _, _ = load(name)
         classes = sorted(set(train_y))  # TextClassifier's class order
@@ -150,8 +160,8 @@ def main() -> None:
         results = {rule: [] for rule in RULES}
         refit_results = []
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            clf = TextClassifier(seed=seed, linear_part=None, progress=False).fit(train_x, train_y,
-                                                                                 validation_data=(val_x, val_y))
+            settings = {**change, "seed": seed, "linear_part": None, "progress": False}
+            clf = TextClassifier(**settings).fit(train_x, train_y, validation_data=(val_x, val_y))
             assert list(clf.classes_) == classes
             network_val = np.log(clf.predict_proba(val_x) + 1e-12)
             network_test = np.log(clf.predict_proba(test_x) + 1e-12)
