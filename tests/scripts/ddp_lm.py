@@ -1,7 +1,10 @@
 """Run under torchrun by tests/test_distributed.py: fit a LanguageModel (no dropout) on the first TEXTS IMDB
-training reviews with BATCH stream rows per process and save each rank's weights to OUT.rankR as safetensors.
+training reviews with BATCH stream rows per process and save each rank's weights to OUT.rankR as safetensors (with
+OUT "-", save nothing: rank 0 prints the perplexity of the training reviews, as a script that reports would, while the
+other ranks end as soon as the fit returns). With VALIDATION, the next VALIDATION reviews are the validation texts,
+and the fit keeps the weights of its best epoch.
 
-    torchrun --standalone --nproc-per-node 2 tests/scripts/ddp_lm.py OUT BATCH TEXTS
+    torchrun --standalone --nproc-per-node 2 tests/scripts/ddp_lm.py OUT BATCH TEXTS [VALIDATION]
 """
 
 import sys
@@ -23,10 +26,16 @@ def language_model(batch: int) -> LanguageModel:
                          epochs=1, early_stopping=None, seed=5, device="cpu", progress=False, **NO_DROPOUT)
 
 
-def main(out: str, batch: str, texts: str) -> None:
-    reviews = load_dataset("imdb", DATA).train.texts()[: int(texts)]
-    lm = language_model(int(batch)).fit(reviews)
-    save_file({k: v.contiguous() for k, v in lm.model_.state_dict().items()}, f"{out}.rank{world_from_env().rank}")
+def main(out: str, batch: str, texts: str, validation: str = "0") -> None:
+    reviews = load_dataset("imdb", DATA).train.texts()[: int(texts) + int(validation)]
+    held_out = reviews[int(texts):] or None
+    lm = language_model(int(batch)).set_params(early_stopping=2 if held_out else None)
+    lm.fit(reviews[: int(texts)], held_out)
+    if out == "-":
+        if world_from_env().main:
+            print(f"perplexity {lm.perplexity(reviews[: int(texts)]):.2f}")
+    else:
+        save_file({k: v.contiguous() for k, v in lm.model_.state_dict().items()}, f"{out}.rank{world_from_env().rank}")
 
 
 if __name__ == "__main__":

