@@ -269,7 +269,7 @@ def test_two_processes_train_the_language_model_of_one_with_all_the_rows(tmp_pat
 
 
 @pytest.mark.slow  # ~65 s: twelve two-process runs, since the crash it guards against came at random
-def test_ranks_that_end_as_soon_as_the_python_api_returns_exit_cleanly(tmp_path):
+def test_ranks_that_end_as_soon_as_the_python_api_returns_exit_cleanly():
     # A rank that returned from `fit` and ended its interpreter at once, while rank 0 went on working, was aborted
     # in about one run of six: a gloo thread destroying the last collective waited for the GIL through the
     # interpreter's teardown ("terminate called without an active exception"). `python -m textrnn` skips that
