@@ -112,6 +112,26 @@ def test_a_rank_ends_with_its_status_and_its_output_flushed_without_the_teardown
     assert (run.returncode, run.stdout, run.stderr) == (3, "trained", "saved")
 
 
+def test_the_failure_reported_is_the_killed_rank_not_the_one_torchrun_then_stopped():
+    from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
+
+    from textrnn.cli.launch import root_cause
+
+    def failed(rank: int, exitcode: int, timestamp: int) -> ProcessFailure:
+        failure = ProcessFailure(local_rank=rank, pid=100 + rank, exitcode=exitcode, error_file="<N/A>")
+        failure.timestamp = timestamp  # torchrun times failures to the second
+        return failure
+
+    stopped, killed = failed(0, -signal.SIGTERM, 50), failed(1, -signal.SIGKILL, 50)
+    assert root_cause({0: stopped, 1: killed}) == (1, killed)
+    crashed = failed(1, 3, 51)  # a status of its own: before torchrun's SIGTERM, after any other signal
+    assert root_cause({0: stopped, 1: crashed}) == (1, crashed)
+    assert root_cause({0: failed(0, 3, 49), 1: killed}) == (1, killed)  # a signal before any status
+    first, later = failed(0, 3, 51), failed(1, 3, 50)
+    assert root_cause({0: first, 1: later}) == (1, later)
+    assert root_cause({1: failed(1, -signal.SIGTERM, 50), 0: stopped}) == (0, stopped)  # equals: the lowest rank
+
+
 # -- exactness ----------------------------------------------------------------------------------------------------
 # the default path by default; dense Adam's all-reduce (and the GRU) under -m slow
 @pytest.mark.parametrize("cell, optimizer", [("lstm", "fast-adam"),

@@ -55,6 +55,17 @@ def main_process() -> bool:
     return world_from_env().main
 
 
+def root_cause(failures: dict) -> tuple:
+    """The (rank, failure) to report among torchrun's failed processes: one killed by a signal, else the first to
+    fail (the others lost it), else the lowest rank. A SIGTERM comes last: it is what torchrun stops the survivors
+    of a failure with, and failures are timed to the second, so the rank that failed and the ranks torchrun then
+    stopped often tie."""
+    import signal
+
+    return min(failures.items(), key=lambda f: (f[1].exitcode == -signal.SIGTERM, f[1].exitcode >= 0,
+                                                f[1].timestamp, f[0]))
+
+
 def launch(nproc: int, argv: list[str], resume_hint: str | None = None, debug: bool = False,
            verb: str = "train") -> int:
     """Run `python -m textrnn *argv` as `nproc` processes under torchrun's agent; their exit status.
@@ -79,8 +90,7 @@ def launch(nproc: int, argv: list[str], resume_hint: str | None = None, debug: b
     try:
         run(parse_args(torchrun))
     except ChildFailedError as exc:
-        # the root cause: a process killed by a signal, else the first to fail (the others lost it)
-        rank, failure = min(exc.failures.items(), key=lambda f: (f[1].exitcode >= 0, f[1].timestamp))
+        rank, failure = root_cause(exc.failures)
         if failure.exitcode < 0:
             cause = f"was killed by {failure.signal_name()}"
         elif failure.exitcode in (1, 2):  # the process said why itself
