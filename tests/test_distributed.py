@@ -163,6 +163,21 @@ def test_two_processes_train_the_weights_of_one_with_the_whole_batch(ag_news_min
     assert any(not torch.equal(rank0[n], w) for n, w in weights.items())  # two runs, not one run twice
 
 
+def test_every_rank_ends_with_the_weights_rank_0_put_back(tmp_path):
+    # callbacks run on rank 0 alone; early stopping there puts back its best epoch's weights, which a script that
+    # fits through the Python API under torchrun must find on every rank (here: rank 0 puts back its start)
+    out = tmp_path / "weights"
+    run = subprocess.run(torchrun(str(SCRIPT), str(out), "lstm", "fast-adam", "8", str(5 * ROWS_PER_STEP),
+                                  "put-back"), capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    from safetensors.torch import load_file
+
+    start, rank0, rank1 = (load_file(f"{out}.{end}") for end in ("start", "rank0", "rank1"))
+    assert start.keys() == rank0.keys() == rank1.keys()
+    for name in start:
+        assert torch.equal(rank0[name], start[name]) and torch.equal(rank1[name], start[name]), name
+
+
 # -- the command line ---------------------------------------------------------------------------------------------
 @pytest.mark.slow  # 90-180 s on 2 cores (three trainings); the exact two-process tests, the kill-and-resume and
 # the Ctrl-C runs below keep --nproc in the default suite

@@ -206,6 +206,14 @@ def wrap(model: torch.nn.Module, device: torch.device, world: World, find_unused
     return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused)
 
 
+def broadcast_weights(model: torch.nn.Module, world: World) -> None:
+    """Rank 0's weights (and buffers) copied into `model` on every rank."""
+    if not world.distributed:
+        return
+    for tensor in model.state_dict().values():
+        _complete(dist.broadcast(tensor, 0, async_op=True))
+
+
 def any_rank(flag: bool, world: World, device: torch.device) -> bool:
     """Whether `flag` is set on any rank (every rank gets the same answer)."""
     if not world.distributed:

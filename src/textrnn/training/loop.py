@@ -425,6 +425,8 @@ def fit(
     if isinstance(optimizer, FastAdam):
         optimizer.flush()  # bring every embedding row up to date before anyone reads the weights
     loop.call("on_train_end")
+    # rank 0's callbacks may have put back an earlier epoch's weights (early stopping): every rank ends with them
+    distributed.broadcast_weights(model, world)
     return loop.history
 
 
