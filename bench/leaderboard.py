@@ -374,6 +374,11 @@ def parse_value(text: str):
         return text  # a bare word: a string setting
 
 
+def parse_settings(items: list[str]) -> dict:
+    """--set NAME=VALUE arguments as TextClassifier settings."""
+    return {name: parse_value(value) for name, value in (item.split("=", 1) for item in items)}
+
+
 def mean_sd(values) -> str:
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{statistics.mean(values):.4f} ± {sd:.4f}"
@@ -422,8 +427,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.keras and not have_tensorflow():
         parser.error("--keras needs TensorFlow and Keras: pip install -e '.[keras]'")
-    recipe = dict(item.split("=", 1) for item in args.set)
-    recipe = {k: parse_value(v) for k, v in recipe.items()}
+    recipe = parse_settings(args.set)
     print(f"textrnn recipe: the defaults{' with ' + json.dumps(recipe) if recipe else ''}; {args.seeds} seed(s)")
     results = []
     for name in args.datasets:

@@ -36,7 +36,7 @@ import statistics
 
 import numpy as np
 
-from leaderboard import load, parse_value  # bench/ is the script's own directory, first on sys.path
+from leaderboard import load, parse_settings  # bench/ is the script's own directory, first on sys.path
 
 WEIGHTS = np.round(np.linspace(0.0, 1.0, 11), 1)
 HALVINGS = 20
@@ -146,7 +146,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="the network with this TextClassifier setting changed (repeatable)")
     args = parser.parse_args()
-    change = {name: parse_value(value) for name, value in (item.split("=", 1) for item in args.set)}
+    change = parse_settings(args.set)
     if change:
         print(f"the network: the recipe's with {change}")
     for name in args.datasets:

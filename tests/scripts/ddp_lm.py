@@ -28,14 +28,14 @@ def language_model(batch: int) -> LanguageModel:
 
 def main(out: str, batch: str, texts: str, validation: str = "0") -> None:
     reviews = load_dataset("imdb", DATA).train.texts()[: int(texts) + int(validation)]
-    held_out = reviews[int(texts):] or None
+    train, held_out = reviews[: int(texts)], reviews[int(texts):] or None
     lm = language_model(int(batch)).set_params(early_stopping=2 if held_out else None)
-    lm.fit(reviews[: int(texts)], held_out)
-    if out == "-":
-        if world_from_env().main:
-            print(f"perplexity {lm.perplexity(reviews[: int(texts)]):.2f}")
-    else:
-        save_file({k: v.contiguous() for k, v in lm.model_.state_dict().items()}, f"{out}.rank{world_from_env().rank}")
+    lm.fit(train, held_out)
+    world = world_from_env()
+    if out != "-":
+        save_file({k: v.contiguous() for k, v in lm.model_.state_dict().items()}, f"{out}.rank{world.rank}")
+    elif world.main:
+        print(f"perplexity {lm.perplexity(train):.2f}")
 
 
 if __name__ == "__main__":
