@@ -4,6 +4,7 @@
     python bench/linear_weight.py --datasets sst2 --seeds 2 --test
     python bench/linear_weight.py --refit             # also: the kept part fitted again with the chosen half
     python bench/linear_weight.py --refit --set ngrams=0   # the same with another network beside the part
+    python bench/linear_weight.py --refit --cache /tmp/nets --part "TOKEN_PATTERN=\S+"   # another part, the same nets
 
 For each dataset and seed: the recipe's network alone (`linear_part=None`) and the recipe's linear part
 (`textrnn.models.ngram_linear.NgramLinearModel`, fitted on the leaderboard's training part as `fit` fits it), both
@@ -27,12 +28,20 @@ the other half; and the part alone both ways. It fits the part twice per halving
 With --set NAME=VALUE (as the leaderboard's), the network is the recipe's with that change: a change to the network
 is then judged by what the average of it and the part does on held-out halves, which the leaderboard cannot show
 (there the part is fitted again on the whole validation split).
+
+With --part NAME=VALUE, the part is the recipe's with that constant of `textrnn.models.ngram_linear` changed
+(TOKEN_PATTERN, NGRAM_RANGE, C, ALPHA; the value read as --set reads it), against the same networks. With --cache
+DIR the networks' validation and test log-probabilities are kept in DIR and read back by a later run with the same
+dataset, seed and --set, so that a change to the part is judged in the seconds its own fits take.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import statistics
+from pathlib import Path
 
 import numpy as np
 
@@ -133,8 +142,28 @@ def refitted_parts(train_x, train_ids, val_x, val_ids, classes: int) -> list:
     return out
 
 
-def main() -> None:
+def network_log_proba(settings: dict, data, cache: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """The validation and test log-probabilities of the recipe's network fitted with `settings` (read from the
+    cache where an earlier run kept them)."""
     from textrnn import TextClassifier
+
+    (train_x, train_y), (val_x, val_y), (test_x, _), name = data
+    key = hashlib.sha256(json.dumps([name, settings], sort_keys=True, default=str).encode()).hexdigest()[:16]
+    path = cache / f"{name}-{settings['seed']}-{key}.npz" if cache else None
+    if path is not None and path.exists():
+        with np.load(path) as kept:
+            return kept["validation"], kept["test"]
+    clf = TextClassifier(**settings).fit(train_x, train_y, validation_data=(val_x, val_y))
+    assert list(clf.classes_) == sorted(set(train_y))
+    validation, test = np.log(clf.predict_proba(val_x) + 1e-12), np.log(clf.predict_proba(test_x) + 1e-12)
+    if path is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        np.savez(path, validation=validation, test=test)
+    return validation, test
+
+
+def main() -> None:
+    from textrnn.models import ngram_linear
     from textrnn.models.ngram_linear import NgramLinearModel
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -145,10 +174,18 @@ def main() -> None:
     parser.add_argument("--refit", action="store_true", help="also judge the part fitted again with the chosen half")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="the network with this TextClassifier setting changed (repeatable)")
+    parser.add_argument("--part", action="append", default=[], metavar="NAME=VALUE",
+                        help="the part with this constant of textrnn.models.ngram_linear changed (repeatable)")
+    parser.add_argument("--cache", type=Path, help="keep the networks' log-probabilities here, and reuse them")
     args = parser.parse_args()
     change = parse_settings(args.set)
     if change:
         print(f"the network: the recipe's with {change}")
+    for constant, value in parse_settings(args.part).items():
+        if constant not in ("TOKEN_PATTERN", "NGRAM_RANGE", "C", "ALPHA"):
+            parser.error(f"--part changes TOKEN_PATTERN, NGRAM_RANGE, C or ALPHA, not {constant}")
+        setattr(ngram_linear, constant, tuple(value) if isinstance(value, list) else value)
+        print(f"the part: the recipe's with {constant} = {getattr(ngram_linear, constant)!r}")
     for name in args.datasets:
         (train_x, train_y), (val_x, val_y), (test_x, test_y), _, _ = load(name)
         classes = sorted(set(train_y))  # TextClassifier's class order
@@ -161,10 +198,8 @@ def main() -> None:
         refit_results = []
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             settings = {**change, "seed": seed, "linear_part": None, "progress": False}
-            clf = TextClassifier(**settings).fit(train_x, train_y, validation_data=(val_x, val_y))
-            assert list(clf.classes_) == classes
-            network_val = np.log(clf.predict_proba(val_x) + 1e-12)
-            network_test = np.log(clf.predict_proba(test_x) + 1e-12)
+            network_val, network_test = network_log_proba(
+                settings, ((train_x, train_y), (val_x, val_y), (test_x, test_y), name), args.cache)
             for rule_name, rule in RULES.items():
                 weight = rule(network_val, linear_val, val_ids, slice(None))
                 test = accuracy(network_test, linear_test, test_ids, weight, slice(None))
