@@ -88,15 +88,16 @@ class BaseTextClassifier:
         language model, and its fine-tuning would leave the bag's rows, which join the embedding's layer group,
         frozen at their random start until the last epochs). Explanations score the recurrence's input only:
         the bag is held fixed, as part of the text's context.
-    linear_part: a second model beside the network, averaged with it: NBSVM's linear model of the whole text's word
-        1-3-grams (hashed; `models.ngram_linear`), fitted on the training texts after the network, its
-        log-probabilities averaged with the network's at a weight w. "auto" (the default): fitted, w chosen among
-        0, 0.1, ..., 1 as the one whose average has the lowest log-loss on the validation texts, and kept where
-        that w is above 0 (`ngram_linear.choose_weight`; bench/README.md has what it chose on each dataset); a
-        number in (0, 1]: always kept, at that w; None or 0: never (the lesson's presets). A part that is kept
-        is then fitted again on the training and validation texts together, so its scores on the validation
-        texts are no longer held-out scores (the run record keeps those). `predict`, `predict_proba`, `score`,
-        exports and servers use the average; `predict_logits` and explanations are the network's alone.
+    linear_part: a second model beside the network, averaged with it: NBSVM's linear model of the whole text's
+        1-3-grams of words and punctuation marks (hashed; `models.ngram_linear`), fitted on the training texts after
+        the network, its log-probabilities averaged with the network's at a weight w. "auto" (the default):
+        fitted, w chosen among 0, 0.1, ..., 1 as the one whose average has the lowest log-loss on the validation
+        texts, and kept where that w is above 0 (`ngram_linear.choose_weight`; bench/README.md has what it chose
+        on each dataset); a number in (0, 1]: always kept, at that w; None or 0: never (the lesson's presets). A
+        part that is kept is then fitted again on the training and validation texts together, so its scores on
+        the validation texts are no longer held-out scores (the run record keeps those). `predict`,
+        `predict_proba`, `score`, exports and servers use the average; `predict_logits` and explanations are the
+        network's alone.
     pooling: how a text's states become one vector: "last" (its final state, the lesson's), "max", "mean" (over
         its real tokens) or "concat" (all three: the recipe's).
     tokenizer: "word" (the lesson's Keras-style words), "char", "wordpiece" or "bpe" (subwords).

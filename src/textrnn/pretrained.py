@@ -26,7 +26,7 @@ from .data.batching import TRUNCATION
 from .model_files import (CONFIG_FILE, FORMAT_VERSION, LINEAR_PART_FILE, TOKENIZER_FILE, TRAINER_STATE_FILE,
                           WEIGHTS_FILE, check_model_directory, check_model_target)
 from .models import ModelConfig, RNNClassifier
-from .models.ngram_linear import BUCKETS, NGRAM_RANGE, TOKEN_PATTERN, NgramLinearModel
+from .models.ngram_linear import BUCKETS, NGRAM_RANGE, READABLE_TOKEN_PATTERNS, NgramLinearModel
 from .models.language_model import LMConfig, RNNLanguageModel
 from .text import TOKENIZERS, Vectorizer, load_vectorizer
 from .training import resolve_device
@@ -41,9 +41,9 @@ MODEL_LIMITS = {"vocab_size": 50_000_000, "num_classes": 1_000_000, "embedding_d
                 "layers": 64}
 MAX_HEADER_BYTES = 100_000_000  # a safetensors header is JSON names and shapes: kilobytes, not gigabytes
 SAFETENSORS_ITEM_SIZES = {"F32": 4}  # textrnn writes float32 weights only
-# how a linear n-gram part reads texts, recorded in config.json: a part fitted under other settings would read
-# other features
-LINEAR_PART_READS = {"ngram_range": list(NGRAM_RANGE), "buckets": BUCKETS, "token_pattern": TOKEN_PATTERN}
+# how a linear n-gram part reads texts, recorded in config.json with its token pattern: a part fitted under other
+# settings would read other features
+LINEAR_PART_READS = {"ngram_range": list(NGRAM_RANGE), "buckets": BUCKETS}
 
 
 @dataclass
@@ -129,7 +129,7 @@ def save_model_directory(target: str | os.PathLike, model, vectorizer: Vectorize
             config["labels"] = list(labels)
         if linear_part is not None:
             save_arrays(linear_part.to_arrays(), tmp / LINEAR_PART_FILE, metadata={"format": "np"})
-            config["linear_part"] = linear_part_entry(linear_weight)
+            config["linear_part"] = linear_part_entry(linear_part, linear_weight)
         _write_json(tmp / CONFIG_FILE, config)
         if trainer_state is not None:
             _write_json(tmp / TRAINER_STATE_FILE, {"format": FORMAT_VERSION, **trainer_state})
@@ -168,9 +168,9 @@ def load_model_directory(directory: str | os.PathLike, device: str = "auto") -> 
                           linear_weight)
 
 
-def linear_part_entry(weight: float) -> dict:
+def linear_part_entry(part: NgramLinearModel, weight: float) -> dict:
     """config.json's "linear_part": its file, its weight in the average, and how it reads texts."""
-    return {"file": LINEAR_PART_FILE, "weight": float(weight), **LINEAR_PART_READS}
+    return {"file": LINEAR_PART_FILE, "weight": float(weight), **LINEAR_PART_READS, "token_pattern": part.token_pattern}
 
 
 def read_linear_part(directory: Path, config: dict, num_classes: int) -> tuple[NgramLinearModel | None, float]:
@@ -185,9 +185,10 @@ def read_linear_part(directory: Path, config: dict, num_classes: int) -> tuple[N
     if not isinstance(entry, dict):
         raise TextrnnError(f"{where}: linear_part must be an object")
     reads = {name: entry.get(name) for name in LINEAR_PART_READS}
-    if reads != LINEAR_PART_READS:
-        raise TextrnnError(f"{where}: linear_part reads texts as {reads}; this textrnn reads them as "
-                           f"{LINEAR_PART_READS}")
+    if reads != LINEAR_PART_READS or entry.get("token_pattern") not in READABLE_TOKEN_PATTERNS:
+        raise TextrnnError(f"{where}: linear_part reads texts as {reads}, tokens {entry.get('token_pattern')!r}; "
+                           f"this textrnn reads them as {LINEAR_PART_READS}, tokens one of "
+                           f"{', '.join(map(repr, READABLE_TOKEN_PATTERNS))}")
     weight = entry.get("weight")
     if type(weight) not in (int, float) or not 0 < weight <= 1:
         raise TextrnnError(f"{where}: linear_part.weight is {weight!r}; it must be a number in (0, 1]")
@@ -198,7 +199,7 @@ def read_linear_part(directory: Path, config: dict, num_classes: int) -> tuple[N
         arrays = load_arrays(path)
     except (SafetensorError, OSError) as exc:
         raise TextrnnError(f"{path} is not a readable safetensors file: {exc}") from None
-    return NgramLinearModel.from_arrays(arrays, num_classes, str(path)), float(weight)
+    return NgramLinearModel.from_arrays(arrays, num_classes, str(path), entry["token_pattern"]), float(weight)
 
 
 def _check_config(config: dict, where: Path) -> tuple[type, ModelConfig, list[str], dict]:

@@ -42,10 +42,10 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ngram-dropout", type=float, metavar="P", help="in training, each n-gram occurrence leaves "
                    "the bag with this probability (default 0.75)")
     g.add_argument("--linear-part", type=linear_part_value, metavar="auto|off|W", help="a linear model of each "
-                   "text's word 1-3-grams (NBSVM, the whole text) fitted after the network and averaged with it: auto "
-                   "(default) at the weight of lowest validation log-loss, left out where that is 0; W (0-1) "
-                   "always, at that weight; off: never (presets). A part kept is fitted again on the training and "
-                   "validation texts")
+                   "text's 1-3-grams of words and punctuation marks (NBSVM, the whole text) fitted after the network "
+                   "and averaged with it: auto (default) at the weight of lowest validation log-loss, left out where "
+                   "that is 0; W (0-1) always, at that weight; off: never (presets). A part kept is fitted again on "
+                   "the training and validation texts")
     g.add_argument("--pooling", choices=["last", "max", "mean", "concat"],
                    help="a text's vector: its final state (presets), the max or mean of its states over its "
                         "tokens, or all three side by side (concat, the default)")

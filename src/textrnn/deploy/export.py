@@ -88,7 +88,7 @@ def export_onnx(model_dir: str | os.PathLike, out: str | os.PathLike, quantize: 
                   "files": {"fp32": ONNX_FILE, **({"int8": INT8_FILE} if quantize else {})}}
         if loaded.linear_part is not None:
             shutil.copyfile(Path(model_dir) / LINEAR_PART_FILE, tmp / LINEAR_PART_FILE)
-            config["linear_part"] = linear_part_entry(loaded.linear_weight)
+            config["linear_part"] = linear_part_entry(loaded.linear_part, loaded.linear_weight)
         trace_to_onnx(loaded.model, tmp / ONNX_FILE)
         graph = onnx.load(tmp / ONNX_FILE)
         metadata = {"textrnn_format": FORMAT, "textrnn_version": __version__, "opset": str(OPSET),
