@@ -134,7 +134,7 @@ def test_save_load_and_onnx_export_carry_the_part(sst2_with_part, sst2, tmp_path
 
 def test_a_part_saved_with_the_earlier_tokens_still_reads_texts_as_it_was_fitted(sst2_with_part, sst2, tmp_path,
                                                                                  monkeypatch):
-    """Parts fitted before 6 December 2026 read words and "!" and "?" only; their model directories load, and the
+    """Parts fitted until 6 December 2026 read words and "!" and "?" only; their model directories load, and the
     part reads texts with the tokens it was fitted on, not today's."""
     import copy
 

@@ -32,7 +32,7 @@ BUCKETS = 2**22
 # the network scored 0.9727 on bbc-news's held-out validation halves and 0.9856 with every mark ("%", "$", "£", ":"
 # mark its topics; bench/README.md, "Punctuation marks as the linear part's tokens")
 TOKEN_PATTERN = r"(?u)\w+(?:'\w+)?|[^\w\s]"
-# the patterns of parts this textrnn reads: its own, and the one parts were fitted with before 6 December 2026
+# the patterns of parts this textrnn reads: its own, and the one parts were fitted with until 6 December 2026
 READABLE_TOKEN_PATTERNS = (TOKEN_PATTERN, r"(?u)\b\w+\b|[!?]")
 C = 1.0  # the regression's inverse regularisation (liblinear's default, and Wang & Manning's)
 ALPHA = 1.0  # the naive-Bayes counts' smoothing
@@ -120,10 +120,7 @@ class NgramLinearModel:
     def from_arrays(cls, arrays: dict[str, np.ndarray], num_classes: int, where: str,
                     token_pattern: str = TOKEN_PATTERN) -> "NgramLinearModel":
         """The part from `to_arrays`' arrays (read from the file `where`), their types and shapes checked, reading
-        texts with `token_pattern` (one of READABLE_TOKEN_PATTERNS)."""
-        if token_pattern not in READABLE_TOKEN_PATTERNS:
-            raise TextrnnError(f"{where}: a linear part whose tokens are {token_pattern!r} is not one this textrnn "
-                               f"reads ({', '.join(map(repr, READABLE_TOKEN_PATTERNS))})")
+        texts with `token_pattern` (one of READABLE_TOKEN_PATTERNS: `pretrained.read_linear_part` checks it)."""
         expected = {"columns": np.int64, "weight": np.float32, "bias": np.float32}
         if set(arrays) != set(expected):
             raise TextrnnError(f"{where} must hold the arrays {', '.join(sorted(expected))}; it holds "
